@@ -1,0 +1,37 @@
+# raiha: `make help` lists the targets.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test test-fast train eval lint format bench clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+setup: ## create .venv and install raiha with its dev extras (pip install -e '.[dev]')
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -e '.[dev]'
+
+test: ## run the whole test suite (CI runs this)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: ## the tests without the slow (training, subprocess) ones
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+train: ## train on the built-in synthetic world and print the results table
+	$(PY) -m raiha.train $(ARGS)
+
+lint: ## ruff over sources, tests and benchmarks
+	$(PY) -m ruff check src tests benchmarks
+
+format: ## ruff format + import sorting
+	$(PY) -m ruff check --fix --select I src tests benchmarks
+	$(PY) -m ruff format src tests benchmarks
+
+bench: ## every benchmark (one JSON line each)
+	@for script in benchmarks/*.py; do echo "# $$script"; $(PY) $$script || exit 1; done
+
+clean: ## remove generated data, logs and caches of this checkout
+	rm -rf logs data .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Datasets: iHarmony4 on disk, RAHarmony4 reference lists, resize caches."""

@@ -1,0 +1,208 @@
+"""The catalogue of a synthetic world: illuminants, background materials, classes, identities.
+
+- Illuminants: a fixed table of 8 well separated lights (per-channel gains and a
+  brightness); a world uses the first ``num_illuminants``. Light on an albedo ``a`` is
+  ``a * gains * brightness`` (times the scene's shading), so two illuminants of one
+  albedo differ by the constant per-channel ratio of their ``gains * brightness``.
+- Materials: a fixed table of 6 background albedo patterns with fixed colours (they do
+  not depend on the seed), so a background's light can be inferred from its pixels.
+  Pattern periods scale with the image size; the noise material uses its own fixed seed.
+- Classes: shape family x texture pattern (5 x 5 = 25). Patterns live in the object's
+  own coordinates, so they scale with the object.
+- Identities: a class (balanced over identities) plus a palette of two colours drawn
+  once per world from a wide HSV range (saturation >= 0.35, value in [0.3, 0.8], the
+  second hue at least 0.15 turns away), stored as uint8 RGB; albedo = palette / 255.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from raiha.data.synthetic.config import SyntheticWorldConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Illuminant:
+    """A light: ``rgb = gains * brightness`` multiplies the albedo."""
+
+    name: str
+    gains: tuple[float, float, float]
+    brightness: float
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """Effective per-channel multiplier, float32 ``[3]``."""
+        return np.asarray(self.gains, dtype=np.float32) * np.float32(self.brightness)
+
+
+ILLUMINANT_TABLE: tuple[Illuminant, ...] = (
+    Illuminant("bright_neutral", (1.0, 1.0, 1.0), 1.2),
+    Illuminant("warm", (1.3, 1.0, 0.65), 1.0),
+    Illuminant("cool", (0.7, 0.95, 1.3), 1.0),
+    Illuminant("greenish", (0.8, 1.3, 0.75), 0.9),
+    Illuminant("magentaish", (1.3, 0.7, 1.25), 0.9),
+    Illuminant("dim_neutral", (1.0, 1.0, 1.0), 0.55),
+    Illuminant("amber", (1.35, 0.85, 0.45), 0.8),
+    Illuminant("teal", (0.55, 1.15, 1.15), 0.9),
+)
+
+SHAPES: tuple[str, ...] = ("disc", "square", "triangle", "diamond", "cross")
+PATTERNS: tuple[str, ...] = ("solid", "stripes", "checker", "halves", "dots")
+CLASS_NAMES: tuple[str, ...] = tuple(
+    f"{shape}/{pattern}" for shape in SHAPES for pattern in PATTERNS
+)
+
+_MATERIAL_NOISE_SEED = 20241218  # fixed: materials never depend on the world seed
+
+
+def _two_tone(
+    size: int, selector: np.ndarray, first: tuple[float, ...], second: tuple[float, ...]
+) -> np.ndarray:
+    """``first`` where ``selector`` is False, ``second`` where True: ``[size, size, 3]``."""
+    colours = np.asarray([first, second], dtype=np.float32)  # [2, 3]
+    return colours[selector.astype(np.int64)]  # [S, S, 3]
+
+
+def _material_grey_flat(size: int) -> np.ndarray:
+    return np.full((size, size, 3), 0.5, dtype=np.float32)
+
+
+def _material_beige_stripes(size: int) -> np.ndarray:
+    rows = np.arange(size)[:, None] * 8 // size  # 8 horizontal bands
+    selector = np.broadcast_to(rows % 2 == 1, (size, size))
+    return _two_tone(size, selector, (0.76, 0.65, 0.5), (0.5, 0.36, 0.24))
+
+
+def _material_bluegrey_checker(size: int) -> np.ndarray:
+    cells = np.arange(size) * 6 // size  # 6 x 6 checker
+    selector = (cells[:, None] + cells[None, :]) % 2 == 1
+    return _two_tone(size, selector, (0.45, 0.5, 0.6), (0.3, 0.34, 0.42))
+
+
+def _material_green_noise(size: int) -> np.ndarray:
+    coarse = np.random.default_rng(_MATERIAL_NOISE_SEED).uniform(-1.0, 1.0, size=(9, 9))
+    positions = np.linspace(0.0, 8.0, size)
+    low = np.floor(positions).astype(np.int64).clip(0, 7)
+    frac = positions - low
+    rows = coarse[low] * (1 - frac)[:, None] + coarse[low + 1] * frac[:, None]  # [S, 9]
+    field = rows[:, low] * (1 - frac)[None, :] + rows[:, low + 1] * frac[None, :]  # [S, S] bilinear
+    base = np.asarray((0.35, 0.5, 0.3), dtype=np.float32)
+    return (base * (1.0 + 0.25 * field[..., None])).astype(np.float32)  # [S, S, 3]
+
+
+def _material_brick(size: int) -> np.ndarray:
+    coords = np.arange(size)
+    row_band = coords * 8 // size
+    mortar_rows = (coords * 8 % size) < max(1, size // 48)
+    shift = np.where(row_band % 2 == 1, size // 8, 0)[:, None]
+    mortar_cols = ((coords[None, :] + shift) * 4 % size) < max(1, size // 48)
+    selector = mortar_rows[:, None] | mortar_cols
+    return _two_tone(size, selector, (0.6, 0.3, 0.22), (0.7, 0.68, 0.64))
+
+
+def _material_white_tiles(size: int) -> np.ndarray:
+    coords = np.arange(size)
+    grout = (coords * 5 % size) < max(1, size // 32)
+    selector = grout[:, None] | grout[None, :]
+    return _two_tone(size, selector, (0.72, 0.72, 0.7), (0.4, 0.4, 0.42))
+
+
+MATERIAL_TABLE: tuple[tuple[str, Any], ...] = (
+    ("grey_flat", _material_grey_flat),
+    ("beige_stripes", _material_beige_stripes),
+    ("bluegrey_checker", _material_bluegrey_checker),
+    ("green_noise", _material_green_noise),
+    ("brick", _material_brick),
+    ("white_tiles", _material_white_tiles),
+)
+
+
+def material_albedo(index: int, size: int) -> np.ndarray:
+    """The albedo image of material ``index`` at ``size`` px, float32 ``[size, size, 3]``."""
+    return MATERIAL_TABLE[index][1](size).astype(np.float32)
+
+
+def _random_palette(rng: np.random.Generator) -> np.ndarray:
+    """Two distinct saturated colours, uint8 ``[2, 3]``."""
+    hue = rng.uniform(0.0, 1.0)
+    hues = (hue, (hue + rng.uniform(0.15, 0.85)) % 1.0)
+    colours = [colorsys.hsv_to_rgb(h, rng.uniform(0.35, 0.95), rng.uniform(0.3, 0.8)) for h in hues]
+    return np.round(np.asarray(colours) * 255.0).astype(np.uint8)
+
+
+@dataclasses.dataclass(frozen=True)
+class Catalogue:
+    """Everything fixed for a world; built by ``build_catalogue(cfg)``.
+
+    Attributes:
+        illuminant_rgb: float32 ``[L, 3]`` effective gains of the world's illuminants.
+        material_albedos: float32 ``[M, S, S, 3]`` albedo images of the world's materials.
+        identity_classes: int64 ``[N]`` class index of each identity.
+        identity_palettes: uint8 ``[N, 2, 3]`` the two colours of each identity.
+    """
+
+    illuminants: tuple[Illuminant, ...]
+    illuminant_rgb: np.ndarray
+    material_names: tuple[str, ...]
+    material_albedos: np.ndarray
+    identity_classes: np.ndarray
+    identity_palettes: np.ndarray
+
+    @property
+    def num_identities(self) -> int:
+        return int(self.identity_classes.shape[0])
+
+    def class_shape_pattern(self, class_index: int) -> tuple[str, str]:
+        """``(shape, pattern)`` names of a class."""
+        return SHAPES[class_index // len(PATTERNS)], PATTERNS[class_index % len(PATTERNS)]
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready description (illuminants, materials, classes, identities)."""
+        return {
+            "illuminants": [
+                {"name": light.name, "gains": list(light.gains), "brightness": light.brightness}
+                for light in self.illuminants
+            ],
+            "materials": [
+                {
+                    "name": name,
+                    "mean_albedo": [round(float(v), 4) for v in albedo.mean(axis=(0, 1))],
+                }
+                for name, albedo in zip(self.material_names, self.material_albedos, strict=True)
+            ],
+            "classes": [
+                {"name": name, "shape": name.split("/")[0], "pattern": name.split("/")[1]}
+                for name in CLASS_NAMES
+            ],
+            "identities": [
+                {"class": int(class_index), "palette": palette.tolist()}
+                for class_index, palette in zip(
+                    self.identity_classes, self.identity_palettes, strict=True
+                )
+            ],
+        }
+
+
+def build_catalogue(cfg: SyntheticWorldConfig) -> Catalogue:
+    """The catalogue of ``cfg``'s world (deterministic in ``cfg.seed``)."""
+    rng = np.random.default_rng([cfg.seed, 0])
+    illuminants = ILLUMINANT_TABLE[: cfg.num_illuminants]
+    num_classes = len(CLASS_NAMES)
+    identity_classes = rng.permutation(np.arange(cfg.num_identities) % num_classes).astype(np.int64)
+    identity_palettes = np.stack(
+        [_random_palette(rng) for _ in range(cfg.num_identities)]
+    )  # [N, 2, 3]
+    return Catalogue(
+        illuminants=illuminants,
+        illuminant_rgb=np.stack([light.rgb for light in illuminants]),  # [L, 3]
+        material_names=tuple(name for name, _ in MATERIAL_TABLE[: cfg.num_materials]),
+        material_albedos=np.stack(
+            [material_albedo(i, cfg.image_size) for i in range(cfg.num_materials)]
+        ),
+        identity_classes=identity_classes,
+        identity_palettes=identity_palettes,
+    )

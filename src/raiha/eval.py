@@ -1,0 +1,63 @@
+"""``python -m raiha.eval ckpt_path=FILE [data=iharmony4 data.root=...]``: test a checkpoint.
+
+The checkpoint is read with ``torch.load(weights_only=True)``; its keys must fit the
+model config (pass the same ``model`` overrides it was trained with).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from raiha.models.checkpoint_io import load_module_weights
+from raiha.utils.config import CONFIG_DIR
+from raiha.utils.instantiate import instantiate_callbacks, instantiate_loggers
+from raiha.utils.results_io import build_metrics_record, report_results
+from raiha.utils.run_context import finish_loggers, log_config
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Test ``cfg.ckpt_path`` on ``cfg.data``; returns the metrics record written to ``metrics.json``."""
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    model = hydra.utils.instantiate(cfg.model)
+    load_module_weights(model, cfg.ckpt_path)
+    callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    loggers = instantiate_loggers(cfg.get("logger"))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    try:
+        log_config(loggers, cfg)
+        trainer.test(model, datamodule=datamodule, verbose=False)
+        record = build_metrics_record(
+            protocol=cfg.model.protocol,
+            dataset=cfg.data.source,
+            model=model.test_results["model"],
+            composite=model.test_results["composite"],
+            extra={"checkpoint": str(Path(cfg.ckpt_path).expanduser().resolve())},
+        )
+        if trainer.is_global_zero:
+            report_results(
+                cfg.paths.output_dir, record, subset_order=datamodule.subset_names,
+                title=f"{cfg.data.source} test ({cfg.model.protocol} protocol)",
+            )
+    finally:
+        finish_loggers(loggers)
+    return record
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
+def main(cfg: DictConfig) -> float:
+    """Hydra entry point; returns the test MSE (All)."""
+    log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=False))
+    return float(evaluate(cfg)["all"]["mse"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Harmonizer networks, their building blocks and the training loss."""

@@ -1,0 +1,134 @@
+"""Masked fusion attention at the 1/8 decoder feature (paper Eq. 6-10).
+
+Foreground cells are the queries, every non-foreground cell is a key (the
+background, and the reference when it is concatenated to the right of the
+composite). Queries and keys are projected by 1x1 convolutions, L2-normalised per
+cell and compared with a temperature-scaled cosine (the authors' formulation).
+Values are the decoder features; the attended features are fused with the
+foreground features by a 1x1 convolution and only foreground cells change.
+
+With ``semantic_channels == 0`` this is the plain attention of Eq. 6/7; with a
+semantic grid concatenated on channels before the projections it is the
+Semantic-Guided Fusion of Eq. 8-10.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+INVALID_SCORE = 1e6
+
+
+@dataclass
+class AttentionResult:
+    """Output of one fusion step.
+
+    Attributes:
+        features: ``[B, C, h, w]`` fused features (background cells unchanged).
+        weights: ``[B, h*w, h*w]`` attention of each query cell over key cells; rows
+            of non-foreground cells and columns of foreground cells are zero.
+        foreground_cells: ``[B, 1, h, w]`` the cells that acted as queries.
+    """
+
+    features: Tensor
+    weights: Tensor
+    foreground_cells: Tensor
+
+
+def foreground_cells_from_mask(mask: Tensor, grid_size: tuple[int, int]) -> Tensor:
+    """Mark a grid cell as foreground if any pixel in it is (max-pool, then > 0).
+
+    Args:
+        mask: ``[B, 1, H, W]`` with H, W multiples of the grid size.
+        grid_size: ``(h, w)``.
+    Returns:
+        ``[B, 1, h, w]`` float in {0, 1}.
+    """
+    height, width = mask.shape[-2:]
+    if height % grid_size[0] or width % grid_size[1]:
+        raise ValueError(f"mask size {height}x{width} is not a multiple of the grid {grid_size}")
+    kernel = (height // grid_size[0], width // grid_size[1])
+    return (F.max_pool2d(mask, kernel_size=kernel, stride=kernel) > 0).to(mask.dtype)
+
+
+class MaskedFusionAttention(nn.Module):
+    """Foreground-queries-background attention with optional semantic guidance."""
+
+    def __init__(
+        self,
+        *,
+        channels: int,
+        semantic_channels: int = 0,
+        projection_channels: int | None = None,
+        shared_projection: bool = False,
+        temperature: float = 20.0,
+    ) -> None:
+        """Args:
+        channels: channels of the decoder feature (also the value channels).
+        semantic_channels: channels of the semantic grid concatenated before the
+            projections (0 = plain attention, Eq. 6/7; > 0 = SGF, Eq. 8).
+        projection_channels: query/key channels (default: ``channels``).
+        shared_projection: one projection for queries and keys (the authors' variant).
+        temperature: multiplies the cosine scores before the softmax.
+        """
+        super().__init__()
+        projection_channels = projection_channels or channels
+        self.semantic_channels = semantic_channels
+        self.temperature = temperature
+        self.query_projection = nn.Conv2d(channels + semantic_channels, projection_channels, 1)
+        self.key_projection = (
+            self.query_projection
+            if shared_projection
+            else nn.Conv2d(channels + semantic_channels, projection_channels, 1)
+        )
+        self.fuse = nn.Conv2d(2 * channels, channels, 1, bias=False)
+
+    def forward(self, features: Tensor, mask: Tensor, semantic: Tensor | None = None) -> AttentionResult:
+        """Args:
+        features: ``[B, C, h, w]`` decoder features.
+        mask: ``[B, 1, H, W]`` foreground mask at image resolution (or at the grid).
+        semantic: ``[B, S, h, w]`` semantic grid, required iff ``semantic_channels > 0``.
+        """
+        batch, channels, height, width = features.shape
+        fg_cells = foreground_cells_from_mask(mask, (height, width))  # [B, 1, h, w]
+        bg_cells = 1 - fg_cells
+        projection_input = features
+        if self.semantic_channels:
+            if semantic is None or semantic.shape[1] != self.semantic_channels:
+                got = None if semantic is None else tuple(semantic.shape)
+                raise ValueError(f"SGF needs a semantic grid with {self.semantic_channels} channels, got {got}")
+            if semantic.shape[-2:] != features.shape[-2:]:
+                semantic = F.interpolate(semantic, size=(height, width), mode="bilinear", align_corners=False)
+            projection_input = torch.cat([features, semantic], dim=1)  # [B, C+S, h, w]
+        queries = self.query_projection(projection_input) * fg_cells  # [B, P, h, w]
+        keys = self.key_projection(projection_input) * bg_cells  # [B, P, h, w]
+        queries = queries.flatten(2).transpose(1, 2)  # [B, N, P]
+        keys = keys.flatten(2)  # [B, P, N]
+        queries = queries / (queries.norm(dim=2, keepdim=True) + 1e-8)
+        keys = keys / (keys.norm(dim=1, keepdim=True) + 1e-8)
+        scores = self.temperature * torch.bmm(queries, keys)  # [B, N, N]
+        valid = fg_cells.flatten(1)[:, :, None] * bg_cells.flatten(1)[:, None, :]  # [B, N, N]
+        scores = scores + (valid - 1) * INVALID_SCORE
+        weights = torch.softmax(scores, dim=2) * valid  # [B, N(query), N(key)]
+        values = (features * bg_cells).flatten(2)  # [B, C, N]
+        attended = torch.bmm(values, weights.transpose(1, 2))  # [B, C, N]
+        attended = attended.view(batch, channels, height, width)  # [B, C, h, w]
+        fused = self.fuse(torch.cat([attended, features], dim=1))  # [B, C, h, w]
+        output = fused * fg_cells + features * bg_cells
+        return AttentionResult(features=output, weights=weights, foreground_cells=fg_cells)
+
+
+def key_attention_map(result: AttentionResult, image_size: tuple[int, int]) -> Tensor:
+    """The paper's Fig. 3 map: attention received by each key cell, summed over queries.
+
+    Returns ``[B, 1, H, W]`` in [0, 1] (nearest-upsampled, divided by its max).
+    """
+    batch, _, height, width = result.foreground_cells.shape
+    received = result.weights.sum(dim=1).view(batch, 1, height, width)  # [B, 1, h, w]
+    received = F.interpolate(received, size=image_size, mode="nearest")
+    peak = received.flatten(1).amax(dim=1).clamp_min(1e-12).view(batch, 1, 1, 1)
+    return received / peak

@@ -1,0 +1,141 @@
+"""The LightningModule: trains a harmonizer with the paper's loss and evaluates it.
+
+Validation and test score the output pasted on the composite with
+``HarmonizationMetrics`` (per subset and the image-weighted "All"). The test loop
+also scores the composite itself (input = output), the baseline every table prints.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from raiha.metrics.harmonization_metric import HarmonizationMetrics
+from raiha.models.harmonizer_output import HarmonizerOutput, paste_foreground
+from raiha.models.loss import foreground_normalized_mse
+from raiha.models.lr_schedule import constant_then_linear_factor
+
+
+class HarmonizationModule(L.LightningModule):
+    """Args:
+    net: a harmonizer, ``net(composite, mask) -> HarmonizerOutput``.
+    lr: Adam learning rate (paper: 0.004; the authors' runs suggest 4e-4).
+    betas: Adam betas.
+    weight_decay: Adam weight decay.
+    lr_constant_epochs: epochs at the full rate before the linear decay.
+    min_foreground_area: the loss's minimum foreground area (pixels).
+    protocol: evaluation protocol, "paper" or "is2am".
+    quantize: "floor" (the authors' uint8 cast) or "round", paper protocol only.
+    subset_names: subset labels; taken from the datamodule when None.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        weight_decay: float = 0.0,
+        lr_constant_epochs: int = 0,
+        min_foreground_area: float = 100.0,
+        protocol: str = "paper",
+        quantize: str = "floor",
+        subset_names: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["net"], logger=False)
+        self.net = net
+        self.subset_names = list(subset_names) if subset_names else None
+        self.val_metrics: HarmonizationMetrics | None = None
+        self.test_metrics: HarmonizationMetrics | None = None
+        self.test_baseline_metrics: HarmonizationMetrics | None = None
+        self.test_results: dict[str, dict[str, Any]] = {}
+        if self.subset_names:
+            self._build_metrics(self.subset_names)
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        names = getattr(datamodule, "subset_names", None)
+        if names and list(names) != self.subset_names:
+            self.subset_names = list(names)
+            self._build_metrics(self.subset_names)
+        if self.subset_names is None:
+            raise RuntimeError("HarmonizationModule needs subset_names (from the datamodule or the config)")
+
+    def _build_metrics(self, names: list[str]) -> None:
+        kwargs = {"subset_names": names, "protocol": self.hparams.protocol, "quantize": self.hparams.quantize}
+        self.val_metrics = HarmonizationMetrics(**kwargs)
+        self.test_metrics = HarmonizationMetrics(**kwargs)
+        self.test_baseline_metrics = HarmonizationMetrics(**kwargs)
+
+    # ------------------------------------------------------------------ steps
+    def forward(self, composite: Tensor, mask: Tensor) -> HarmonizerOutput:
+        return self.net(composite, mask)
+
+    def _predict_pasted(self, batch: dict[str, Any]) -> tuple[Tensor, HarmonizerOutput]:
+        output = self(batch["composite"], batch["mask"])
+        return paste_foreground(output.image, batch["composite"], batch["mask"]), output
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        pasted, _ = self._predict_pasted(batch)  # [B, 3, H, W]
+        loss = foreground_normalized_mse(pasted, batch["real"], batch["mask"], self.hparams.min_foreground_area)
+        self.log("train/loss", loss, prog_bar=True, batch_size=pasted.shape[0])
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        pasted, output = self._predict_pasted(batch)
+        loss = foreground_normalized_mse(pasted, batch["real"], batch["mask"], self.hparams.min_foreground_area)
+        self.log("val/loss", loss, sync_dist=True, batch_size=pasted.shape[0])
+        self.val_metrics.update(pasted, batch["real"], batch["mask"], batch["subset_idx"], batch["index"])
+        return {"prediction": pasted, "attention": _attention_weights(output)}
+
+    def on_validation_epoch_end(self) -> None:
+        results = self.val_metrics.compute()
+        self.val_metrics.reset()
+        self._log_results("val", results)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        pasted, output = self._predict_pasted(batch)
+        args = (batch["real"], batch["mask"], batch["subset_idx"], batch["index"])
+        self.test_metrics.update(pasted, *args)
+        self.test_baseline_metrics.update(batch["composite"], *args)
+        return {"prediction": pasted, "attention": _attention_weights(output)}
+
+    def on_test_epoch_end(self) -> None:
+        self.test_results = {
+            "composite": self.test_baseline_metrics.compute(),
+            "model": self.test_metrics.compute(),
+        }
+        self.test_metrics.reset()
+        self.test_baseline_metrics.reset()
+        self._log_results("test", self.test_results["model"])
+        self._log_results("test_composite", self.test_results["composite"])
+
+    def _log_results(self, prefix: str, results: dict[str, Any]) -> None:
+        """Log "All" and every subset as scalars, e.g. ``val/mse`` and ``val/hard/mse``."""
+        scalars = {f"{prefix}/{key}": float(results["all"][key]) for key in ("mse", "psnr", "fmse")}
+        for name, scores in results["subsets"].items():
+            scalars.update({f"{prefix}/{name}/{key}": float(scores[key]) for key in ("mse", "psnr", "fmse")})
+        # Values are already reduced over ranks by the metric: no sync needed.
+        self.log_dict(scalars, sync_dist=False, rank_zero_only=True)
+
+    # ------------------------------------------------------------------ optimiser
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.Adam(
+            self.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas), weight_decay=self.hparams.weight_decay
+        )
+        total_epochs = max(1, int(self.trainer.max_epochs or 1))
+        constant_epochs = min(self.hparams.lr_constant_epochs, total_epochs)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lambda epoch: constant_then_linear_factor(epoch, constant_epochs=constant_epochs, total_epochs=total_epochs),
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
+
+
+def _attention_weights(output: HarmonizerOutput) -> Tensor | None:
+    return None if output.attention is None else output.attention.weights

@@ -1,0 +1,69 @@
+"""``python -m raiha.train [+experiment=NAME] [key=value ...]``: fit, then test the best checkpoint."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from raiha.utils.config import CONFIG_DIR
+from raiha.utils.instantiate import instantiate_callbacks, instantiate_loggers
+from raiha.utils.results_io import build_metrics_record, report_results
+from raiha.utils.run_context import finish_loggers, log_config, resolve_resume_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit and test as ``cfg`` says; returns the metrics record written to ``metrics.json``."""
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    model = hydra.utils.instantiate(cfg.model)
+    callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    loggers = instantiate_loggers(cfg.get("logger"))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    output_dir = Path(cfg.paths.output_dir)
+    record: dict[str, Any] = {}
+    try:
+        log_config(loggers, cfg)
+        if cfg.train:
+            resume_from = resolve_resume_checkpoint(cfg.ckpt_path, output_dir)
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+        if cfg.test:
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            if best:
+                log.info("testing the best checkpoint %s", best)
+            else:
+                log.info("no best checkpoint (no validation or a smoke run): testing the current weights")
+            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
+            record = build_metrics_record(
+                protocol=cfg.model.protocol,
+                dataset=cfg.data.source,
+                model=model.test_results["model"],
+                composite=model.test_results["composite"],
+                extra={"checkpoint": best or None, "epochs_trained": trainer.current_epoch},
+            )
+            if trainer.is_global_zero:
+                path = report_results(
+                    output_dir, record, subset_order=datamodule.subset_names, title=f"{cfg.data.source} test ({cfg.model.protocol} protocol)"
+                )
+                log.info("metrics written to %s", path)
+    finally:
+        finish_loggers(loggers)
+    return record
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns the test MSE (All) for sweepers."""
+    log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=False))
+    record = train(cfg)
+    return float(record["all"]["mse"]) if record else None
+
+
+if __name__ == "__main__":
+    main()

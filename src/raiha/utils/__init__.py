@@ -1,0 +1,1 @@
+"""Small helpers shared by every part of raiha (atomic I/O, logging, rank zero)."""

@@ -1,0 +1,45 @@
+"""OmegaConf resolvers used by the configs, registered on import.
+
+- ``${raiha_root:}``: the folder holding raiha's ``conf/`` (the checkout for an
+  editable install), so paths never depend on the working directory.
+- ``${wandb_offline:}``: True unless W&B can log online (an API key in the
+  environment or in ``~/.netrc``, or ``WANDB_MODE=online``); without a key wandb would
+  stop with a UsageError, so raiha logs offline and the run can be synced later.
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+REPO_ROOT = PACKAGE_DIR.parents[1]
+CONFIG_DIR = REPO_ROOT / "conf"
+
+
+def wandb_should_run_offline() -> bool:
+    """Whether W&B must run offline here (see the module docstring)."""
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    if mode in ("offline", "dryrun", "disabled"):
+        return True
+    if mode == "online" or os.environ.get("WANDB_API_KEY"):
+        return False
+    try:
+        credentials = netrc.netrc().authenticators("api.wandb.ai")
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        credentials = None
+    return credentials is None
+
+
+def register_resolvers() -> None:
+    """Register raiha's resolvers once (safe to call again)."""
+    if not OmegaConf.has_resolver("raiha_root"):
+        OmegaConf.register_new_resolver("raiha_root", lambda: str(REPO_ROOT))
+    if not OmegaConf.has_resolver("wandb_offline"):
+        OmegaConf.register_new_resolver("wandb_offline", wandb_should_run_offline)
+
+
+register_resolvers()

@@ -1,0 +1,40 @@
+"""Write ``metrics.json`` and print the results in the paper's table layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from raiha.metrics.results_table import improvement_summary, print_results_table
+from raiha.utils.atomic_io import atomic_write_json
+
+
+def build_metrics_record(
+    *, protocol: str, dataset: str, model: dict[str, Any], composite: dict[str, Any] | None, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``{"protocol", "dataset", "subsets", "all"}`` for the model, plus the composite baseline."""
+    record: dict[str, Any] = {
+        "protocol": protocol,
+        "dataset": dataset,
+        "subsets": model["subsets"],
+        "all": model["all"],
+    }
+    if composite is not None:
+        record["composite_baseline"] = {"subsets": composite["subsets"], "all": composite["all"]}
+        record["improvement_over_composite"] = improvement_summary(composite, model)
+    if extra:
+        record.update(extra)
+    return record
+
+
+def report_results(
+    output_dir: str | Path, record: dict[str, Any], *, subset_order: list[str] | None, title: str
+) -> Path:
+    """Write ``<output_dir>/metrics.json`` atomically and print the table; returns the JSON path."""
+    path = atomic_write_json(Path(output_dir) / "metrics.json", record)
+    rows = {}
+    if "composite_baseline" in record:
+        rows["Composite"] = record["composite_baseline"]
+    rows["Model"] = {"subsets": record["subsets"], "all": record["all"]}
+    print_results_table(rows, subset_order=subset_order, title=title)
+    return path

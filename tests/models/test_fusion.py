@@ -1,0 +1,84 @@
+"""Masked fusion attention: who queries, who serves as key, what changes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from raiha.models.fusion import MaskedFusionAttention, foreground_cells_from_mask, key_attention_map
+
+
+def _mask(size: int = 32) -> torch.Tensor:
+    mask = torch.zeros(2, 1, size, size)
+    mask[0, :, 3:13, 2:12] = 1  # touches cells (0..1, 0..1) of a 4x4 grid of 8 px cells
+    mask[1, :, 20:22, 20:22] = 1  # one cell
+    return mask
+
+
+def test_foreground_cells_any_pixel_counts() -> None:
+    cells = foreground_cells_from_mask(_mask(), (4, 4))
+    assert cells.shape == (2, 1, 4, 4)
+    assert cells[0, 0].sum() == 4 and cells[0, 0, :2, :2].all()
+    assert cells[1, 0].sum() == 1 and cells[1, 0, 2, 2] == 1
+
+
+def test_grid_must_divide_the_mask() -> None:
+    with pytest.raises(ValueError, match="not a multiple"):
+        foreground_cells_from_mask(torch.zeros(1, 1, 30, 30), (4, 4))
+
+
+def test_background_never_queries_and_foreground_never_serves_as_key() -> None:
+    torch.manual_seed(0)
+    attention = MaskedFusionAttention(channels=8)
+    features = torch.randn(2, 8, 4, 4)
+    result = attention(features, _mask())
+    fg = result.foreground_cells.flatten(1)  # [B, N]
+    weights = result.weights  # [B, N, N]
+    assert weights.shape == (2, 16, 16)
+    assert weights[fg == 0].abs().sum() == 0  # rows of background cells
+    assert (weights * fg[:, None, :]).abs().sum() == 0  # columns of foreground cells
+    row_sums = weights.sum(dim=2)[fg == 1]
+    torch.testing.assert_close(row_sums, torch.ones_like(row_sums))
+    # background cells pass through untouched; foreground cells change
+    bg = (1 - result.foreground_cells).bool().expand_as(features)
+    assert torch.equal(result.features[bg], features[bg])
+    assert not torch.allclose(result.features[~bg], features[~bg])
+
+
+def test_foreground_output_depends_only_on_background_values() -> None:
+    """Changing a foreground cell's value changes only that cell (its fused self)."""
+    torch.manual_seed(1)
+    attention = MaskedFusionAttention(channels=4)
+    features = torch.randn(2, 4, 4, 4)
+    changed = features.clone()
+    changed[0, :, 0, 0] += 3.0  # a foreground cell of image 0
+    before = attention(features, _mask()).features
+    after = attention(changed, _mask()).features
+    difference = (before - after).abs().sum(dim=1)[0]  # [h, w]
+    assert difference[0, 0] > 0
+    difference[0, 0] = 0
+    # other fg cells attend to bg keys only, whose values did not change; the query
+    # projection of cell (0, 0) is not used by other cells
+    assert difference.max() < 1e-5
+
+
+def test_semantic_grid_changes_attention() -> None:
+    torch.manual_seed(2)
+    attention = MaskedFusionAttention(channels=8, semantic_channels=6, shared_projection=True)
+    assert attention.key_projection is attention.query_projection
+    features = torch.randn(2, 8, 4, 4)
+    semantic = torch.randn(2, 6, 4, 4)
+    first = attention(features, _mask(), semantic).weights
+    second = attention(features, _mask(), semantic.flip(-1)).weights
+    assert not torch.allclose(first, second)
+    with pytest.raises(ValueError, match="semantic grid with 6 channels"):
+        attention(features, _mask())
+
+
+def test_key_attention_map_is_normalised() -> None:
+    attention = MaskedFusionAttention(channels=4)
+    result = attention(torch.randn(2, 4, 4, 4), _mask())
+    heat = key_attention_map(result, (32, 32))
+    assert heat.shape == (2, 1, 32, 32)
+    assert torch.allclose(heat.flatten(1).amax(dim=1), torch.ones(2))
+    assert heat.min() >= 0

@@ -1,0 +1,76 @@
+"""The light U-Net harmonizer and the registry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from raiha.models.harmonizer_output import paste_foreground
+from raiha.models.registry import create_harmonizer, list_harmonizers
+
+
+def _inputs(size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    composite = torch.rand(2, 3, size, size) * 2 - 1
+    mask = torch.zeros(2, 1, size, size)
+    mask[:, :, 8:20, 4:16] = 1
+    return composite, mask
+
+
+def test_registry_lists_and_refuses() -> None:
+    assert "unet" in list_harmonizers()
+    with pytest.raises(ValueError, match="unknown harmonizer 'nope'"):
+        create_harmonizer("nope")
+
+
+@pytest.mark.parametrize("attention", ["none", "plain"])
+@pytest.mark.parametrize("output_mode", ["residual", "image"])
+def test_shapes_range_and_attention(attention: str, output_mode: str) -> None:
+    net = create_harmonizer("unet", base_width=8, depth=3, attention=attention, output_mode=output_mode)
+    composite, mask = _inputs()
+    output = net(composite, mask)
+    assert output.image.shape == composite.shape
+    assert output.image.min() >= -1 and output.image.max() <= 1
+    if attention == "none":
+        assert output.attention is None
+    else:
+        assert output.attention.weights.shape == (2, 16, 16)  # 32 px / 8 = 4 x 4 cells
+
+
+def test_attention_at_a_finer_stride_than_the_bottleneck() -> None:
+    net = create_harmonizer("unet", base_width=8, depth=4, attention_stride=8)
+    output = net(*_inputs())
+    assert output.attention.weights.shape == (2, 16, 16)
+
+
+def test_sgf_mode_uses_the_semantic_grid() -> None:
+    net = create_harmonizer("unet", base_width=8, depth=3, attention="sgf", semantic_channels=5)
+    composite, mask = _inputs()
+    semantic = torch.randn(2, 5, 4, 4)
+    first = net(composite, mask, semantic).image
+    second = net(composite, mask, semantic * -1).image
+    assert not torch.allclose(first, second)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"attention": "cross"}, "unknown attention"),
+        ({"output_mode": "delta"}, "output_mode"),
+        ({"depth": 2, "attention_stride": 8}, "attention_stride"),
+        ({"attention": "sgf"}, "semantic_channels"),
+    ],
+)
+def test_bad_configurations_are_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        create_harmonizer("unet", **kwargs)
+
+
+def test_paste_keeps_the_background_and_gradients_reach_every_parameter() -> None:
+    net = create_harmonizer("unet", base_width=8, depth=3)
+    composite, mask = _inputs()
+    pasted = paste_foreground(net(composite, mask).image, composite, mask)
+    assert torch.equal(pasted[mask.expand_as(pasted) == 0], composite[mask.expand_as(composite) == 0])
+    pasted.square().mean().backward()
+    without_grad = [name for name, p in net.named_parameters() if p.grad is None]
+    assert without_grad == []
