@@ -51,6 +51,13 @@ def hold_out_validation(
     return train, val
 
 
+def _plain(value: Any) -> Any:
+    """OmegaConf containers to plain dicts and lists (checkpoints load with ``weights_only=True``)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
 class HarmonizationDataModule(L.LightningDataModule):
     """Train / val / test loaders of harmonization triples with their subset labels.
 
@@ -97,6 +104,8 @@ class HarmonizationDataModule(L.LightningDataModule):
         super().__init__()
         if source not in SOURCES:
             raise ValueError(f"unknown data source {source!r}; choose one of {SOURCES}")
+        subsets = [str(name) for name in subsets] if subsets else None  # plain types: safe checkpoints
+        synthetic = _plain(synthetic) if synthetic else None
         self.save_hyperparameters(logger=False)
         self.subsets = list(subsets) if subsets else None
         self.subset_names: list[str] | None = None

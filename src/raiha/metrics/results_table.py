@@ -119,7 +119,11 @@ def print_results_table(
         table.add_column(column_title, justify="right")
     for cells in rows:
         table.add_row(*cells)
-    (console or Console()).print(table)
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # logs and CI: wide enough for every column
+            console = Console(width=max(120, 16 * len(header)))
+    console.print(table)
 
 
 def _compare(baseline_scores: Mapping[str, Any], model_scores: Mapping[str, Any]) -> dict[str, Any]:

@@ -46,6 +46,8 @@ class HarmonizationModule(L.LightningModule):
         subset_names: list[str] | None = None,
     ) -> None:
         super().__init__()
+        betas = (float(betas[0]), float(betas[1]))  # plain floats: checkpoints load with weights_only
+        subset_names = [str(name) for name in subset_names] if subset_names else None
         self.save_hyperparameters(ignore=["net"], logger=False)
         self.net = net
         self.subset_names = list(subset_names) if subset_names else None

@@ -70,13 +70,20 @@ def _square(size: int | tuple[int, int]) -> tuple[int, int]:
 
 
 def create_timm_backbone(
-    model_name: str, *, input_size: int, pretrained: bool, pretrained_file: str | None, allow_random_weights: bool
+    model_name: str,
+    *,
+    input_size: int,
+    pretrained: bool,
+    pretrained_file: str | None,
+    allow_random_weights: bool,
+    model_kwargs: dict[str, Any] | None = None,
 ) -> nn.Module:
     """A timm ViT at ``img_size=input_size`` without head; clear error when weights are missing."""
     overlay = {"file": str(pretrained_file)} if pretrained_file else None
+    extra = dict(model_kwargs or {})
     try:
         return timm.create_model(
-            model_name, pretrained=pretrained, img_size=input_size, num_classes=0, pretrained_cfg_overlay=overlay
+            model_name, pretrained=pretrained, img_size=input_size, num_classes=0, pretrained_cfg_overlay=overlay, **extra
         )
     except (OSError, RuntimeError, ValueError, KeyError) as error:
         if not pretrained:
@@ -91,7 +98,7 @@ def create_timm_backbone(
         if not allow_random_weights:
             raise MissingWeightsError(message) from error
     log.warning("!!! RANDOM WEIGHTS !!! %s. Continuing with a randomly initialised backbone.", message)
-    return timm.create_model(model_name, pretrained=False, img_size=input_size, num_classes=0)
+    return timm.create_model(model_name, pretrained=False, img_size=input_size, num_classes=0, **extra)
 
 
 @register_extractor("dinov2")
@@ -104,6 +111,7 @@ class Dinov2Extractor(DenseFeatureExtractor):
         pretrained: load pretrained weights (from the hub cache or ``pretrained_file``).
         pretrained_file: a local weights file for timm (``pretrained_cfg_overlay=dict(file=...)``).
         allow_random_weights: when weights are missing, warn and use random ones instead of failing.
+        model_kwargs: extra ``timm.create_model`` arguments (e.g. ``depth=1`` for tests).
     """
 
     def __init__(
@@ -114,9 +122,11 @@ class Dinov2Extractor(DenseFeatureExtractor):
         pretrained: bool = True,
         pretrained_file: str | None = None,
         allow_random_weights: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.model_name = model_name
+        self.model_kwargs = dict(model_kwargs or {})
         self.input_size = input_size
         self.pretrained = pretrained
         self.pretrained_file = str(pretrained_file) if pretrained_file else None
@@ -126,6 +136,7 @@ class Dinov2Extractor(DenseFeatureExtractor):
             pretrained=pretrained,
             pretrained_file=self.pretrained_file,
             allow_random_weights=allow_random_weights,
+            model_kwargs=self.model_kwargs,
         )
         self.patch_size = _square(self.backbone.patch_embed.patch_size)
         if input_size % self.patch_size[0] or input_size % self.patch_size[1]:
@@ -139,7 +150,12 @@ class Dinov2Extractor(DenseFeatureExtractor):
         self.eval()
 
     def config(self) -> dict[str, Any]:
-        return {"model_name": self.model_name, "input_size": self.input_size, "pretrained_file": self.pretrained_file}
+        return {
+            "model_name": self.model_name,
+            "input_size": self.input_size,
+            "pretrained_file": self.pretrained_file,
+            "model_kwargs": self.model_kwargs,
+        }
 
     def grid_size(self, image_size: int | tuple[int, int] | None = None) -> tuple[int, int]:
         """Always ``input_size / patch``: inputs are resized to ``input_size`` first."""

@@ -1,0 +1,200 @@
+"""An exact candidate filter for the retrieval rule: spherical clusters + per-image radii.
+
+Build: spherical k-means centroids ``mu_k`` on a sample of gallery patches (content and,
+separately, appearance). Every gallery patch goes to its nearest centroid; for each
+(image r, cluster k) present, the index stores one posting with the largest angle
+``R_rk`` between a patch of r in k and ``mu_k``.
+
+Search: for unit vectors, angles obey the triangle inequality, so for a query patch q
+and any patch c of r in cluster k: ``angle(q, c) >= angle(q, mu_k) - R_rk``, hence
+``cos(q, c) <= cos(max(0, angle(q, mu_k) - R_rk))``. An image can only pass a clause
+``cos >= t`` if some posting satisfies ``min_i angle(q_i, mu_k) - R_rk <= arccos(t)``.
+The three necessary conditions (fg content >= eps_c; bg content >= eps_c; bg appearance
+>= lo of the illumination range) give the candidates, which are then scored exactly
+(:func:`raiha.retrieval.search.score_indices`), so results equal the brute-force scan.
+Rounding is covered by a margin ``ROUNDING_MARGIN`` on every cosine (over-approximation
+only). How many images are pruned depends on how clustered the features are.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from raiha.retrieval.gallery import GalleryFeatures
+from raiha.retrieval.search import (
+    PreparedQuery,
+    RetrievalConfig,
+    RetrievalQuery,
+    RetrievedRef,
+    normalise_path,
+    prepare_query,
+    score_indices,
+    select_refs,
+)
+from raiha.utils.atomic_io import atomic_write
+
+ROUNDING_MARGIN = 1e-5  # added to every computed cosine in the filter (fp32 dot error is ~1e-6)
+
+
+@dataclass(frozen=True)
+class PatchIndexConfig:
+    """Index size and k-means settings (more clusters: tighter radii, more postings)."""
+
+    content_clusters: int = 256
+    appearance_clusters: int = 64
+    kmeans_iterations: int = 10
+    kmeans_sample: int = 65536
+    block_size: int = 64
+    seed: int = 0
+
+
+def spherical_kmeans(vectors: Tensor, clusters: int, iterations: int, generator: torch.Generator) -> Tensor:
+    """Unit centroids ``[K, D]`` of unit ``vectors`` ``[n, D]`` (max-cosine assignment)."""
+    clusters = min(clusters, vectors.shape[0])
+    centroids = vectors[torch.randperm(vectors.shape[0], generator=generator)[:clusters]].clone()  # [K, D]
+    for _ in range(iterations):
+        assignment = (vectors @ centroids.T).argmax(dim=1)  # [n]
+        sums = torch.zeros_like(centroids).index_add_(0, assignment, vectors)  # [K, D]
+        counts = torch.bincount(assignment, minlength=clusters)  # [K]
+        empty = counts == 0
+        if empty.any():  # re-seed empty clusters with random points
+            sums[empty] = vectors[torch.randint(vectors.shape[0], (int(empty.sum()),), generator=generator)]
+        centroids = F.normalize(sums, dim=-1)
+    return centroids
+
+
+def _angles(cosines: Tensor) -> Tensor:
+    """``arccos`` in float64, clamped to ``[-1, 1]``."""
+    return torch.arccos(cosines.double().clamp(-1.0, 1.0))
+
+
+@dataclass
+class Postings:
+    """One clustering of the gallery: centroids ``[K, D]`` and postings (image, cluster, radius)."""
+
+    centroids: Tensor
+    image_ids: Tensor  # [P] int32
+    cluster_ids: Tensor  # [P] int16 or int32
+    radii: Tensor  # [P] float32, radians, rounded up
+
+    def images_within(self, query_rows: Tensor, threshold: float, num_images: int) -> Tensor:
+        """bool ``[N]``: images that may hold a patch with cos >= ``threshold`` to some query row."""
+        best_cos = (query_rows @ self.centroids.T).amax(dim=0) + ROUNDING_MARGIN  # [K]
+        closest_angle = _angles(best_cos)  # [K] lower bound of min_i angle(q_i, mu_k)
+        reach = math.acos(max(-1.0, min(1.0, threshold - ROUNDING_MARGIN)))
+        passing = closest_angle[self.cluster_ids.long()] - self.radii.double() <= reach  # [P]
+        images = torch.zeros(num_images, dtype=torch.bool)
+        images[self.image_ids[passing].long()] = True
+        return images
+
+    @property
+    def nbytes(self) -> int:
+        tensors = (self.centroids, self.image_ids, self.cluster_ids, self.radii)
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _block_postings(centroids: Tensor, first_image: int, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Postings ``(image_ids, cluster_ids, radii)`` of normalised rows ``[n, L, D]`` of images ``first_image...``."""
+    nearest_cos, nearest = (rows @ centroids.T).max(dim=-1)  # [n, L], [n, L]
+    angle = _angles(nearest_cos - ROUNDING_MARGIN).float()  # [n, L], rounded up
+    table = torch.full((rows.shape[0], centroids.shape[0]), -1.0)  # [n, K]: -1 = cluster absent
+    table.scatter_reduce_(1, nearest, angle, reduce="amax", include_self=True)
+    image, cluster = torch.nonzero(table >= 0, as_tuple=True)  # [p], [p]
+    cluster_dtype = torch.int16 if centroids.shape[0] < 2**15 else torch.int32
+    return (image + first_image).int(), cluster.to(cluster_dtype), table[image, cluster]
+
+
+class PatchIndex:
+    """Content and appearance postings of a gallery; see the module docstring."""
+
+    def __init__(self, content: Postings, appearance: Postings, num_images: int, config: PatchIndexConfig) -> None:
+        self.content = content
+        self.appearance = appearance
+        self.num_images = num_images
+        self.config = config
+
+    @classmethod
+    def build(cls, gallery: GalleryFeatures, config: PatchIndexConfig | None = None) -> PatchIndex:
+        """Cluster a sample of patches, then scan the gallery once to write the postings."""
+        config = config or PatchIndexConfig()
+        generator = torch.Generator().manual_seed(config.seed)
+        count, patches = len(gallery), gallery.grid_size[0] * gallery.grid_size[1]
+        if count == 0:
+            raise ValueError("cannot index an empty gallery")
+        sample_images = torch.randperm(count, generator=generator)[: max(1, math.ceil(2 * config.kmeans_sample / patches))]
+        sample_images = sample_images.sort().values.tolist()
+        centroids = []
+        for rows in (gallery.content_rows(sample_images), gallery.appearance_rows(sample_images)):
+            flat = F.normalize(rows.float().reshape(-1, rows.shape[-1]), dim=-1)  # [n*L, D]
+            flat = flat[torch.randperm(flat.shape[0], generator=generator)[: config.kmeans_sample]]
+            clusters = config.content_clusters if len(centroids) == 0 else config.appearance_clusters
+            centroids.append(spherical_kmeans(flat, clusters, config.kmeans_iterations, generator))
+        parts: list[list[tuple[Tensor, Tensor, Tensor]]] = [[], []]
+        for start in range(0, count, config.block_size):
+            block = list(range(start, min(start + config.block_size, count)))
+            for kind, rows in enumerate((gallery.content_rows(block), gallery.appearance_rows(block))):
+                parts[kind].append(_block_postings(centroids[kind], start, F.normalize(rows.float(), dim=-1)))
+        content, appearance = (
+            Postings(centroids[kind], *(torch.cat([p[field] for p in parts[kind]]) for field in range(3)))
+            for kind in range(2)
+        )
+        return cls(content, appearance, count, config)
+
+    def candidates(self, query: PreparedQuery, config: RetrievalConfig, paths: list[str] | None = None) -> Tensor:
+        """Sorted indices ``[n]`` of the images that may satisfy the rule (a superset of the valid ones)."""
+        low, _ = config.illumination_bounds
+        keep = self.content.images_within(query.fg_content, config.content_threshold, self.num_images)
+        keep &= self.content.images_within(query.bg_content, config.content_threshold, self.num_images)
+        keep &= self.appearance.images_within(query.bg_appearance, low, self.num_images)
+        candidates = torch.nonzero(keep).flatten()  # [n]
+        if paths is not None and query.exclude_paths:
+            allowed = [normalise_path(paths[i]) not in query.exclude_paths for i in candidates.tolist()]
+            candidates = candidates[torch.tensor(allowed, dtype=torch.bool)]
+        return candidates
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the index in memory (centroids and postings)."""
+        return self.content.nbytes + self.appearance.nbytes
+
+    def save(self, path: str | Path) -> Path:
+        """Write the index to one safetensors file (atomically)."""
+        tensors = {
+            f"{kind}.{name}": getattr(postings, name).contiguous()
+            for kind, postings in (("content", self.content), ("appearance", self.appearance))
+            for name in ("centroids", "image_ids", "cluster_ids", "radii")
+        }
+        metadata = {"num_images": str(self.num_images), "config": json.dumps(asdict(self.config))}
+        return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+    @classmethod
+    def load(cls, path: str | Path) -> PatchIndex:
+        """Read an index written by :meth:`save`."""
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata()
+        tensors = load_file(str(path))
+        parts = [Postings(*(tensors[f"{kind}.{n}"] for n in ("centroids", "image_ids", "cluster_ids", "radii"))) for kind in ("content", "appearance")]
+        return cls(parts[0], parts[1], int(metadata["num_images"]), PatchIndexConfig(**json.loads(metadata["config"])))
+
+
+def indexed_search(
+    query: RetrievalQuery, gallery: GalleryFeatures, index: PatchIndex, config: RetrievalConfig | None = None, *, block_size: int = 16
+) -> list[RetrievedRef]:
+    """The rule through the index: filter candidates, score them exactly; equals :func:`brute_force_search`."""
+    config = config or RetrievalConfig()
+    if index.num_images != len(gallery):
+        raise ValueError(f"the index covers {index.num_images} images but the gallery has {len(gallery)}; rebuild the index")
+    prepared = prepare_query(query, gallery.grid_size)
+    candidates = index.candidates(prepared, config, gallery.image_paths)
+    content_scores, illumination_scores = score_indices(prepared, gallery, candidates.tolist(), config.content_threshold, block_size)
+    return select_refs(candidates, content_scores, illumination_scores, gallery.image_paths, config, prepared.exclude_paths)

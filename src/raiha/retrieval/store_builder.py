@@ -1,0 +1,175 @@
+"""Compute the content and HSV features of a gallery once, batched, into a :class:`FeatureStore`.
+
+Images are decoded with :mod:`raiha.data.image_io`, resized (PIL bilinear, antialiased)
+to ``image_size`` x ``image_size``, then fed to the content extractor and to the HSV
+histograms on the extractor's grid. Interrupted builds resume at the first unfinished
+shard; a folder built with another extractor, HSV config, size or list is refused
+unless ``rebuild=True``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import Tensor
+
+from raiha.data.errors import RaihaDataError
+from raiha.data.image_io import load_rgb, resize_rgb
+from raiha.retrieval.content_features import DenseFeatureExtractor
+from raiha.retrieval.feature_store import FeatureStore, FeatureStoreWriter, image_list_sha256
+from raiha.retrieval.hsv_histograms import HsvHistogramConfig, hsv_patch_histograms
+
+log = logging.getLogger(__name__)
+
+
+def feature_store_key(
+    extractor: DenseFeatureExtractor, hsv_config: HsvHistogramConfig, image_size: int, image_paths: Sequence[str]
+) -> dict[str, Any]:
+    """What a store built from these inputs holds (compared on reopen and resume)."""
+    return {
+        "extractor": extractor.cache_config(),
+        "hsv": hsv_config.to_dict(),
+        "image_size": int(image_size),
+        "image_list_sha256": image_list_sha256(image_paths),
+    }
+
+
+def load_gallery_image(path: Path, image_size: int) -> Tensor:
+    """Decode ``path`` and resize it to ``[3, image_size, image_size]`` in ``[-1, 1]``."""
+    pixels = resize_rgb(load_rgb(path), image_size)  # [S, S, 3] uint8
+    image = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)  # [3, S, S]
+    return image.float() / 127.5 - 1.0
+
+
+@torch.inference_mode()
+def extract_features(
+    images: Tensor, extractor: DenseFeatureExtractor, hsv_config: HsvHistogramConfig, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """Content ``[B, L, C]`` and appearance ``[B, L, D]`` (float16, CPU) of ``images`` ``[B, 3, S, S]``."""
+    grid = extractor.grid_size(images.shape[-1])
+    content = extractor(images.to(device))  # [B, h, w, C]
+    if tuple(content.shape[1:3]) != grid:
+        raise ValueError(f"extractor {extractor.name} returned a {tuple(content.shape[1:3])} grid, expected {grid}")
+    appearance = hsv_patch_histograms(images, grid, hsv_config)  # [B, h, w, D]
+    batch = images.shape[0]
+    content = content.reshape(batch, grid[0] * grid[1], -1)  # [B, L, C]
+    appearance = appearance.reshape(batch, grid[0] * grid[1], -1)  # [B, L, D]
+    return content.to("cpu", torch.float16), appearance.to("cpu", torch.float16)
+
+
+def build_feature_store(
+    path: str | Path,
+    image_paths: Sequence[str],
+    extractor: DenseFeatureExtractor,
+    *,
+    hsv_config: HsvHistogramConfig | None = None,
+    image_size: int = 448,
+    batch_size: int = 16,
+    shard_size: int = 1024,
+    image_root: str | Path | None = None,
+    skip_unreadable: bool = False,
+    rebuild: bool = False,
+    device: str | torch.device | None = None,
+    num_workers: int = 2,
+    progress: bool = True,
+) -> FeatureStore:
+    """Compute (or resume, or reuse) the feature store of a gallery.
+
+    Args:
+        path: the store folder.
+        image_paths: gallery images, relative to ``image_root`` when given (the names are
+            what the store records and what retrieval lists will contain).
+        extractor: the content feature extractor (its grid is also the HSV grid).
+        hsv_config: the HSV binning; default :class:`HsvHistogramConfig()`.
+        image_size: images are resized to this square size before both extractors.
+        batch_size: images per forward pass.
+        shard_size: images per shard file (the unit of resumption).
+        image_root: folder the ``image_paths`` are relative to.
+        skip_unreadable: skip (and record in the manifest) images that cannot be decoded,
+            instead of failing.
+        rebuild: replace a store built with other settings.
+        device: where the extractor runs (default: the extractor's device).
+        num_workers: threads decoding images.
+        progress: show a rich progress bar.
+    """
+    if not image_paths:
+        raise ValueError(f"feature store {path}: the gallery image list is empty; give at least one image")
+    hsv_config = hsv_config or HsvHistogramConfig()
+    device = torch.device(device) if device is not None else next(extractor.parameters()).device
+    grid = extractor.grid_size(image_size)
+    writer = FeatureStoreWriter(
+        path,
+        key=feature_store_key(extractor, hsv_config, image_size, image_paths),
+        image_paths=image_paths,
+        grid_size=grid,
+        content_dim=extractor.feature_dim,
+        appearance_dim=hsv_config.dim,
+        shard_size=shard_size,
+        rebuild=rebuild,
+    )
+    root = Path(image_root) if image_root is not None else None
+    pending = writer.pending_shards()
+    done_images = len(image_paths) - sum(len(writer.shard_inputs(s)) for s in pending)
+    columns = (TextColumn("gallery features"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not progress) as bar, ThreadPoolExecutor(max(1, num_workers)) as pool:
+        task = bar.add_task("features", total=len(image_paths), completed=done_images)
+        for shard in pending:
+            names = writer.shard_inputs(shard)
+            kept: list[str] = []
+            skipped: list[dict[str, str]] = []
+            content_parts: list[Tensor] = []
+            appearance_parts: list[Tensor] = []
+            for start in range(0, len(names), batch_size):
+                batch_names = names[start : start + batch_size]
+                files = [root / name if root is not None else Path(name) for name in batch_names]
+                loaded = list(pool.map(lambda file: _try_load(file, image_size), files))
+                images: list[Tensor] = []
+                for name, file, (image, error) in zip(batch_names, files, loaded):
+                    if image is None:
+                        if not skip_unreadable:
+                            raise RaihaDataError(
+                                f"gallery image {file} cannot be read ({error}); fix or remove it, or "
+                                f"pass skip_unreadable=True to skip it (recorded in the store manifest)"
+                            )
+                        log.warning("skipping unreadable gallery image %s: %s", file, error)
+                        skipped.append({"path": name, "error": error})
+                        continue
+                    kept.append(name)
+                    images.append(image)
+                if images:
+                    content, appearance = extract_features(torch.stack(images), extractor, hsv_config, device)
+                    content_parts.append(content)
+                    appearance_parts.append(appearance)
+                bar.advance(task, len(batch_names))
+            patches = grid[0] * grid[1]
+            empty_content = torch.zeros(0, patches, extractor.feature_dim, dtype=torch.float16)
+            empty_appearance = torch.zeros(0, patches, hsv_config.dim, dtype=torch.float16)
+            writer.write_shard(
+                shard,
+                torch.cat(content_parts) if content_parts else empty_content,
+                torch.cat(appearance_parts) if appearance_parts else empty_appearance,
+                kept,
+                skipped,
+            )
+    store = writer.finish()
+    if len(store) == 0:
+        raise ValueError(f"feature store {path}: none of the {len(image_paths)} gallery images could be read")
+    log.info(
+        "feature store %s: %d images (%d skipped), %d bytes per image", path, len(store), len(store.skipped), store.bytes_per_image
+    )
+    return store
+
+
+def _try_load(file: Path, image_size: int) -> tuple[Tensor | None, str]:
+    """The image, or ``None`` and the reason it cannot be read."""
+    try:
+        return load_gallery_image(file, image_size), ""
+    except (RaihaDataError, OSError) as error:
+        return None, str(error)

@@ -1,0 +1,93 @@
+"""Every config composes, resolves and instantiates its data and model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import pytest
+from omegaconf import OmegaConf
+
+from raiha.data.datamodule import HarmonizationDataModule
+from raiha.data.errors import RaihaDataError
+from raiha.models.lit_module import HarmonizationModule
+from raiha.utils.config import CONFIG_DIR, REPO_ROOT, wandb_should_run_offline
+from tests.hydra_helpers import compose_config
+
+EXPERIMENTS = sorted(path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml"))
+
+
+def _compose(tmp_path: Path, name: str, overrides: list[str]):
+    return compose_config(name, overrides, output_dir=tmp_path / "out", data_dir=tmp_path / "data")
+
+
+def test_there_are_experiments() -> None:
+    assert {"paper_recipe", "synthetic_quick"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_builds_its_model(tmp_path: Path, experiment: str) -> None:
+    cfg = _compose(tmp_path, "train", [f"+experiment={experiment}", "+debug=fdr"])
+    resolved = OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+    assert resolved["paths"]["output_dir"] == str(tmp_path / "out")
+    assert cfg.hydra_job_chdir is False
+    model = hydra.utils.instantiate(cfg.model)
+    assert isinstance(model, HarmonizationModule)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    assert isinstance(datamodule, HarmonizationDataModule)
+
+
+@pytest.mark.parametrize("group_value", ["trainer=cpu", "trainer=ddp_spawn", "logger=wandb", "logger=none",
+                                         "callbacks=none", "data=iharmony4", "+debug=limit"])
+def test_config_groups_compose(tmp_path: Path, group_value: str) -> None:
+    cfg = _compose(tmp_path, "train", [group_value])
+    OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_eval_config_requires_a_checkpoint(tmp_path: Path) -> None:
+    cfg = _compose(tmp_path, "eval", [])
+    assert OmegaConf.is_missing(cfg, "ckpt_path")
+    cfg = _compose(tmp_path, "eval", ["ckpt_path=/x.ckpt"])
+    assert cfg.ckpt_path == "/x.ckpt"
+
+
+def test_paths_do_not_depend_on_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RAIHA_DATA_DIR", raising=False)
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="train")
+    GlobalHydra.instance().clear()
+    assert cfg.paths.root_dir == str(REPO_ROOT)
+    assert cfg.paths.data_dir == str(REPO_ROOT / "data")
+
+
+def test_paper_recipe_holds_the_paper_numbers(tmp_path: Path) -> None:
+    cfg = _compose(tmp_path, "train", ["+experiment=paper_recipe"])
+    assert cfg.data.image_size == 256 and cfg.data.batch_size == 48
+    assert cfg.trainer.max_epochs == 60 and cfg.model.lr_constant_epochs == 40
+    assert cfg.model.lr == pytest.approx(0.004)
+    assert cfg.model.betas == [0.9, 0.999]
+
+
+def test_iharmony4_without_root_says_how_to_set_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("IHARMONY4_ROOT", raising=False)
+    cfg = _compose(tmp_path, "train", ["+experiment=paper_recipe"])
+    datamodule = hydra.utils.instantiate(cfg.data)
+    with pytest.raises(RaihaDataError, match=r"data.root=/path/to/iHarmony4"):
+        datamodule.setup("fit")
+
+
+def test_wandb_goes_offline_without_a_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.setenv("NETRC", str(tmp_path / "absent"))
+    assert wandb_should_run_offline() is True
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert wandb_should_run_offline() is False
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert wandb_should_run_offline() is True
