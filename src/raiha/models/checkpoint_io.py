@@ -22,7 +22,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} not found; pass ckpt_path=/path/to/file.ckpt")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as error:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, IndexError, KeyError) as error:
         raise CheckpointError(
             f"checkpoint {path} cannot be read ({type(error).__name__}: {str(error)[:200]}); "
             "it is truncated, corrupt or not a torch checkpoint: re-copy or re-download it"

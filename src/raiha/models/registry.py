@@ -38,4 +38,4 @@ def create_harmonizer(name: str, **kwargs: Any) -> nn.Module:
 
 def _import_builtin_models() -> None:
     """Import the modules whose decorators fill the registry."""
-    from raiha.models import unet  # noqa: F401
+    from raiha.models import rhnet, unet  # noqa: F401

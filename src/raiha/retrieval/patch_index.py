@@ -85,15 +85,18 @@ class Postings:
     cluster_ids: Tensor  # [P] int16 or int32
     radii: Tensor  # [P] float32, radians, rounded up
 
-    def images_within(self, query_rows: Tensor, threshold: float, num_images: int) -> Tensor:
-        """bool ``[N]``: images that may hold a patch with cos >= ``threshold`` to some query row."""
+    def upper_bounds(self, query_rows: Tensor, num_images: int) -> Tensor:
+        """float64 ``[N]``: per image, an upper bound of ``max_{i, j} cos(query_i, patch_j)`` (+ margin)."""
         best_cos = (query_rows @ self.centroids.T).amax(dim=0) + ROUNDING_MARGIN  # [K]
         closest_angle = _angles(best_cos)  # [K] lower bound of min_i angle(q_i, mu_k)
-        reach = math.acos(max(-1.0, min(1.0, threshold - ROUNDING_MARGIN)))
-        passing = closest_angle[self.cluster_ids.long()] - self.radii.double() <= reach  # [P]
-        images = torch.zeros(num_images, dtype=torch.bool)
-        images[self.image_ids[passing].long()] = True
-        return images
+        gap = (closest_angle[self.cluster_ids.long()] - self.radii.double()).clamp(min=0.0)  # [P]
+        bounds = torch.full((num_images,), -math.inf, dtype=torch.float64)
+        bounds.scatter_reduce_(0, self.image_ids.long(), torch.cos(gap) + ROUNDING_MARGIN, reduce="amax")
+        return bounds  # [N]
+
+    def images_within(self, query_rows: Tensor, threshold: float, num_images: int) -> Tensor:
+        """bool ``[N]``: images that may hold a patch with cos >= ``threshold`` to some query row."""
+        return self.upper_bounds(query_rows, num_images) >= threshold
 
     @property
     def nbytes(self) -> int:
@@ -148,17 +151,22 @@ class PatchIndex:
         )
         return cls(content, appearance, count, config)
 
-    def candidates(self, query: PreparedQuery, config: RetrievalConfig, paths: list[str] | None = None) -> Tensor:
-        """Sorted indices ``[n]`` of the images that may satisfy the rule (a superset of the valid ones)."""
+    def filter(self, query: PreparedQuery, config: RetrievalConfig, paths: list[str] | None = None) -> tuple[Tensor, Tensor]:
+        """Candidates (ascending indices ``[n]``, a superset of the valid refs) and upper bounds ``[n]`` of their content scores."""
         low, _ = config.illumination_bounds
-        keep = self.content.images_within(query.fg_content, config.content_threshold, self.num_images)
+        content_bounds = self.content.upper_bounds(query.fg_content, self.num_images)  # [N]
+        keep = content_bounds >= config.content_threshold
         keep &= self.content.images_within(query.bg_content, config.content_threshold, self.num_images)
         keep &= self.appearance.images_within(query.bg_appearance, low, self.num_images)
         candidates = torch.nonzero(keep).flatten()  # [n]
         if paths is not None and query.exclude_paths:
             allowed = [normalise_path(paths[i]) not in query.exclude_paths for i in candidates.tolist()]
             candidates = candidates[torch.tensor(allowed, dtype=torch.bool)]
-        return candidates
+        return candidates, content_bounds[candidates]
+
+    def candidates(self, query: PreparedQuery, config: RetrievalConfig, paths: list[str] | None = None) -> Tensor:
+        """Sorted indices ``[n]`` of the images that may satisfy the rule (a superset of the valid ones)."""
+        return self.filter(query, config, paths)[0]
 
     @property
     def nbytes(self) -> int:
@@ -190,11 +198,31 @@ class PatchIndex:
 def indexed_search(
     query: RetrievalQuery, gallery: GalleryFeatures, index: PatchIndex, config: RetrievalConfig | None = None, *, block_size: int = 16
 ) -> list[RetrievedRef]:
-    """The rule through the index: filter candidates, score them exactly; equals :func:`brute_force_search`."""
+    """The rule through the index: filter candidates, score them exactly; equals :func:`brute_force_search`.
+
+    With ``max_refs``, candidates are scored best content bound first and the scan stops once
+    ``max_refs`` valid refs all have a content score above every remaining bound.
+    """
     config = config or RetrievalConfig()
     if index.num_images != len(gallery):
         raise ValueError(f"the index covers {index.num_images} images but the gallery has {len(gallery)}; rebuild the index")
     prepared = prepare_query(query, gallery.grid_size)
-    candidates = index.candidates(prepared, config, gallery.image_paths)
-    content_scores, illumination_scores = score_indices(prepared, gallery, candidates.tolist(), config.content_threshold, block_size)
-    return select_refs(candidates, content_scores, illumination_scores, gallery.image_paths, config, prepared.exclude_paths)
+    candidates, bounds = index.filter(prepared, config, gallery.image_paths)
+    if config.max_refs is None:
+        content_scores, illumination_scores = score_indices(prepared, gallery, candidates.tolist(), config.content_threshold, block_size)
+        return select_refs(candidates, content_scores, illumination_scores, gallery.image_paths, config, prepared.exclude_paths)
+    order = torch.argsort(bounds, descending=True, stable=True)
+    candidates, bounds = candidates[order], bounds[order]  # best bound first
+    scored: tuple[list[Tensor], list[Tensor], list[Tensor]] = ([], [], [])  # indices, content, illumination
+    refs: list[RetrievedRef] = []
+    for start in range(0, len(candidates), block_size):
+        block = candidates[start : start + block_size]
+        content_scores, illumination_scores = score_indices(prepared, gallery, block.tolist(), config.content_threshold, block_size)
+        for part, values in zip(scored, (block, content_scores, illumination_scores)):
+            part.append(values)
+        indices, all_content, all_illumination = (torch.cat(part) for part in scored)
+        refs = select_refs(indices, all_content, all_illumination, gallery.image_paths, config, prepared.exclude_paths)
+        next_start = start + block_size
+        if len(refs) == config.max_refs and next_start < len(candidates) and refs[-1].content_score > float(bounds[next_start]):
+            break
+    return refs

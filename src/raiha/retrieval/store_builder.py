@@ -102,7 +102,9 @@ def build_feature_store(
     if not image_paths:
         raise ValueError(f"feature store {path}: the gallery image list is empty; give at least one image")
     hsv_config = hsv_config or HsvHistogramConfig()
-    device = torch.device(device) if device is not None else next(extractor.parameters()).device
+    if device is None:
+        device = next(iter(extractor.parameters()), torch.empty(0)).device
+    device = torch.device(device)
     grid = extractor.grid_size(image_size)
     writer = FeatureStoreWriter(
         path,

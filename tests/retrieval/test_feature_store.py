@@ -1,0 +1,146 @@
+"""Feature store: round trip, resumption, mismatch detection, unreadable and empty galleries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from raiha.data.errors import RaihaDataError
+from raiha.retrieval.content_features import DenseFeatureExtractor
+from raiha.retrieval.feature_store import FeatureStore, FeatureStoreMismatchError
+from raiha.retrieval.hsv_histograms import HsvHistogramConfig, hsv_patch_histograms
+from raiha.retrieval.store_builder import build_feature_store, load_gallery_image
+
+IMAGE_SIZE = 16
+
+
+class ColourGridExtractor(DenseFeatureExtractor):
+    """Weight-free test extractor: 4 x 4 average colours mapped to 8 dims; can fail on purpose."""
+
+    name = "test_colour_grid"
+
+    def __init__(self, fail_on_call: int | None = None) -> None:
+        super().__init__()
+        self.feature_dim = 8
+        self.register_buffer("projection", torch.linspace(-1, 1, 24).reshape(3, 8))
+        self.calls = 0
+        self.images_seen = 0
+        self.fail_on_call = fail_on_call
+
+    def grid_size(self, image_size: int | tuple[int, int]) -> tuple[int, int]:
+        return (4, 4)
+
+    def config(self) -> dict[str, Any]:
+        return {"grid": 4}
+
+    def forward(self, images: Tensor) -> Tensor:
+        self.calls += 1
+        if self.calls == self.fail_on_call:
+            raise KeyboardInterrupt("simulated interruption")
+        self.images_seen += images.shape[0]
+        cells = F.adaptive_avg_pool2d(images, (4, 4)).permute(0, 2, 3, 1)  # [B, 4, 4, 3]
+        return cells @ self.projection  # [B, 4, 4, 8]
+
+
+def _write_images(folder: Path, count: int) -> list[str]:
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for index in range(count):
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(folder / f"img{index}.png")
+        names.append(f"img{index}.png")
+    return names
+
+
+@pytest.fixture
+def gallery(tmp_path: Path) -> tuple[Path, list[str]]:
+    root = tmp_path / "images"
+    return root, _write_images(root, 5)
+
+
+def _build(store: Path, root: Path, names: list[str], extractor: DenseFeatureExtractor, **kwargs: Any) -> FeatureStore:
+    options = {"image_size": IMAGE_SIZE, "batch_size": 2, "shard_size": 2, "image_root": root, "progress": False}
+    return build_feature_store(store, names, extractor, **{**options, **kwargs})
+
+
+def test_round_trip(tmp_path: Path, gallery: tuple[Path, list[str]]) -> None:
+    root, names = gallery
+    extractor = ColourGridExtractor()
+    store = _build(tmp_path / "store", root, names, extractor)
+    assert len(store) == 5 and store.image_paths == names and store.grid_size == (4, 4)
+    assert store.bytes_per_image == 2 * 16 * (8 + HsvHistogramConfig().dim)
+    image = load_gallery_image(root / names[3], IMAGE_SIZE)[None]  # [1, 3, 16, 16]
+    expected_content = extractor(image).reshape(16, 8).half()
+    expected_appearance = hsv_patch_histograms(image, (4, 4)).reshape(16, -1).half()
+    assert store.content(3).dtype == torch.float16
+    assert torch.equal(store.content(3), expected_content)
+    assert torch.equal(store.appearance(3), expected_appearance)
+    rows = store.content_rows([4, 0, 3])  # across shards, any order
+    assert torch.equal(rows[2], expected_content) and rows.shape == (3, 16, 8)
+    reopened = FeatureStore.open(tmp_path / "store", expected_key={"image_size": IMAGE_SIZE})
+    assert torch.equal(reopened.appearance(3), expected_appearance)
+    with pytest.raises(FeatureStoreMismatchError, match="image_size"):
+        FeatureStore.open(tmp_path / "store", expected_key={"image_size": 32})
+
+
+def test_reuse_when_complete(tmp_path: Path, gallery: tuple[Path, list[str]]) -> None:
+    root, names = gallery
+    _build(tmp_path / "store", root, names, ColourGridExtractor())
+    again = ColourGridExtractor()
+    store = _build(tmp_path / "store", root, names, again)
+    assert again.calls == 0 and len(store) == 5
+
+
+def test_resume_after_interruption(tmp_path: Path, gallery: tuple[Path, list[str]]) -> None:
+    root, names = gallery
+    with pytest.raises(KeyboardInterrupt):
+        _build(tmp_path / "store", root, names, ColourGridExtractor(fail_on_call=2))  # dies in shard 1
+    with pytest.raises(ValueError, match=r"incomplete \(1 of 3 shards\)"):
+        FeatureStore.open(tmp_path / "store")
+    first_shard = tmp_path / "store" / "content_00000.npy"
+    written_at = first_shard.stat().st_mtime_ns
+    resumed = ColourGridExtractor()
+    store = _build(tmp_path / "store", root, names, resumed)
+    assert resumed.images_seen == 3  # shard 0 (2 images) was kept
+    assert first_shard.stat().st_mtime_ns == written_at
+    fresh = _build(tmp_path / "fresh", root, names, ColourGridExtractor())
+    assert torch.equal(store.content_rows(range(5)), fresh.content_rows(range(5)))
+    assert not list((tmp_path / "store").glob(".*.tmp"))  # no leftover temporary files
+
+
+def test_other_settings_are_detected(tmp_path: Path, gallery: tuple[Path, list[str]]) -> None:
+    root, names = gallery
+    _build(tmp_path / "store", root, names, ColourGridExtractor())
+    other_hsv = HsvHistogramConfig(hue_bins=6)
+    with pytest.raises(FeatureStoreMismatchError, match="hsv: store has.*rebuild=True"):
+        _build(tmp_path / "store", root, names, ColourGridExtractor(), hsv_config=other_hsv)
+    with pytest.raises(FeatureStoreMismatchError, match="image_list_sha256"):
+        _build(tmp_path / "store", root, names[:4], ColourGridExtractor())
+    rebuilt = _build(tmp_path / "store", root, names, ColourGridExtractor(), hsv_config=other_hsv, rebuild=True)
+    assert rebuilt.appearance_dim == other_hsv.dim and rebuilt.key["hsv"]["hue_bins"] == 6
+
+
+def test_unreadable_image_raises_or_is_skipped(tmp_path: Path, gallery: tuple[Path, list[str]]) -> None:
+    root, names = gallery
+    (root / "broken.jpg").write_bytes(b"\xff\xd8 truncated jpeg")
+    with_broken = names[:2] + ["broken.jpg"] + names[2:]
+    with pytest.raises(RaihaDataError, match=r"broken\.jpg.*skip_unreadable=True"):
+        _build(tmp_path / "store", root, with_broken, ColourGridExtractor())
+    store = _build(tmp_path / "skipping", root, with_broken, ColourGridExtractor(), skip_unreadable=True)
+    assert len(store) == 5 and "broken.jpg" not in store.image_paths
+    assert [item["path"] for item in store.skipped] == ["broken.jpg"]
+    assert store.image_paths[2] == names[2] and store.content(2).shape == (16, 8)
+
+
+def test_empty_gallery_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        build_feature_store(tmp_path / "store", [], ColourGridExtractor(), progress=False)
+    with pytest.raises(FileNotFoundError, match="no manifest.json"):
+        FeatureStore.open(tmp_path / "nowhere")
