@@ -74,3 +74,23 @@ def test_paste_keeps_the_background_and_gradients_reach_every_parameter() -> Non
     pasted.square().mean().backward()
     without_grad = [name for name, p in net.named_parameters() if p.grad is None]
     assert without_grad == []
+
+
+def test_reference_concatenated_to_the_right_serves_only_as_keys() -> None:
+    from raiha.models.reference_input import harmonize
+
+    net = create_harmonizer("unet", base_width=8, depth=3, attention="sgf", semantic_channels=4)
+    composite, mask = _inputs()
+    reference = torch.rand_like(composite) * 2 - 1
+    semantic, reference_semantic = torch.randn(2, 4, 4, 4), torch.randn(2, 4, 4, 4)
+    output = harmonize(net, composite, mask, reference=reference, semantic=semantic,
+                       reference_semantic=reference_semantic)
+    assert output.image.shape == composite.shape
+    weights = output.attention.weights  # [B, 4*8 query cells, 4*8 key cells]
+    assert weights.shape == (2, 32, 32)
+    reference_columns = torch.arange(32).remainder(8) >= 4  # right half of each grid row
+    assert weights[:, :, reference_columns].sum() > 0  # foreground looks into the reference
+    query_rows = weights.sum(dim=2) > 0
+    assert not query_rows[:, reference_columns].any()  # reference cells never query
+    with pytest.raises(ValueError, match="reference's semantic grid"):
+        harmonize(net, composite, mask, reference=reference, semantic=semantic)

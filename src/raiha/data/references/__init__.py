@@ -1,0 +1,1 @@
+"""References for the retrieval-augmented setting: augmented crops, sampling, width concatenation."""
