@@ -94,3 +94,17 @@ def test_reference_concatenated_to_the_right_serves_only_as_keys() -> None:
     assert not query_rows[:, reference_columns].any()  # reference cells never query
     with pytest.raises(ValueError, match="reference's semantic grid"):
         harmonize(net, composite, mask, reference=reference, semantic=semantic)
+
+
+def test_a_missing_reference_contributes_no_keys() -> None:
+    from raiha.models.reference_input import harmonize
+
+    net = create_harmonizer("unet", base_width=8, depth=3)
+    composite, mask = _inputs()
+    reference = torch.rand_like(composite) * 2 - 1
+    valid = torch.tensor([True, False])
+    output = harmonize(net, composite, mask, reference=reference, reference_valid=valid)
+    reference_columns = torch.arange(32).remainder(8) >= 4
+    weights = output.attention.weights
+    assert weights[0][:, reference_columns].sum() > 0
+    assert weights[1][:, reference_columns].sum() == 0

@@ -87,15 +87,21 @@ class MaskedFusionAttention(nn.Module):
         )
         self.fuse = nn.Conv2d(2 * channels, channels, 1, bias=False)
 
-    def forward(self, features: Tensor, mask: Tensor, semantic: Tensor | None = None) -> AttentionResult:
+    def forward(
+        self, features: Tensor, mask: Tensor, semantic: Tensor | None = None, key_mask: Tensor | None = None
+    ) -> AttentionResult:
         """Args:
         features: ``[B, C, h, w]`` decoder features.
         mask: ``[B, 1, H, W]`` foreground mask at image resolution (or at the grid).
         semantic: ``[B, S, h, w]`` semantic grid, required iff ``semantic_channels > 0``.
+        key_mask: ``[B, 1, H, W]``, 1 where a non-foreground cell may serve as a key
+            (e.g. 0 over a missing reference); None allows every non-foreground cell.
         """
         batch, channels, height, width = features.shape
         fg_cells = foreground_cells_from_mask(mask, (height, width))  # [B, 1, h, w]
         bg_cells = 1 - fg_cells
+        if key_mask is not None:
+            bg_cells = bg_cells * foreground_cells_from_mask(key_mask, (height, width))
         projection_input = features
         if self.semantic_channels:
             if semantic is None or semantic.shape[1] != self.semantic_channels:
@@ -118,7 +124,7 @@ class MaskedFusionAttention(nn.Module):
         attended = torch.bmm(values, weights.transpose(1, 2))  # [B, C, N]
         attended = attended.view(batch, channels, height, width)  # [B, C, h, w]
         fused = self.fuse(torch.cat([attended, features], dim=1))  # [B, C, h, w]
-        output = fused * fg_cells + features * bg_cells
+        output = fused * fg_cells + features * (1 - fg_cells)
         return AttentionResult(features=output, weights=weights, foreground_cells=fg_cells)
 
 

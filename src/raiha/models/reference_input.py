@@ -23,6 +23,7 @@ def harmonize(
     reference: Tensor | None = None,
     semantic: Tensor | None = None,
     reference_semantic: Tensor | None = None,
+    reference_valid: Tensor | None = None,
 ) -> HarmonizerOutput:
     """Run ``net`` without (``reference=None``) or with a reference; returns the left half.
 
@@ -30,6 +31,8 @@ def harmonize(
         composite: ``[B, 3, H, W]``; mask ``[B, 1, H, W]``.
         reference: ``[B, 3, H, W]`` or None.
         semantic / reference_semantic: ``[B, C, h, w]`` grids (SGF) or None.
+        reference_valid: ``[B]`` bool; a sample whose reference is missing gets no keys
+            from the reference half (it is harmonized from its own background).
     """
     if reference is None:
         return net(composite, mask, semantic)
@@ -43,5 +46,9 @@ def harmonize(
         if reference_semantic is None:
             raise ValueError("SGF with a reference needs the reference's semantic grid too")
         wide_semantic = torch.cat([semantic, reference_semantic], dim=-1)  # [B, C, h, 2w]
-    output = net(wide_image, wide_mask, wide_semantic)
+    key_mask = None
+    if reference_valid is not None and not bool(reference_valid.all()):
+        reference_keys = reference_valid.to(mask.dtype).view(-1, 1, 1, 1).expand_as(mask)
+        key_mask = torch.cat([torch.ones_like(mask), reference_keys], dim=-1)  # [B, 1, H, 2W]
+    output = net(wide_image, wide_mask, wide_semantic, key_mask)
     return HarmonizerOutput(image=output.image[..., :width], attention=output.attention)

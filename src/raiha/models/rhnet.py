@@ -184,13 +184,18 @@ class RHNet(nn.Module):
                     nn.init.zeros_(module.bias)
 
     def forward(
-        self, composite: Tensor, mask: Tensor, semantic: Tensor | None = None
+        self,
+        composite: Tensor,
+        mask: Tensor,
+        semantic: Tensor | None = None,
+        key_mask: Tensor | None = None,
     ) -> HarmonizerOutput:
         """Args:
         composite: ``[B, 3, H, W]`` in [-1, 1]; H and W multiples of 8 (256 x 512 with a
             reference concatenated on the right).
         mask: ``[B, 1, H, W]`` foreground mask (zero over the reference).
         semantic: ``[B, S, H/8, W/8]`` DVT grid, required for ``attention="sgf"``.
+        key_mask: ``[B, 1, H, W]``, where background cells may serve as attention keys.
         Returns:
             ``HarmonizerOutput(image=[B, 3, H, W] Tanh output, attention=AttentionResult | None)``.
         """
@@ -205,7 +210,7 @@ class RHNet(nn.Module):
             features = stage(features, skips[-1 - index], mask)
             if index == FUSION_AFTER_STAGE and self.fusion is not None:
                 attention = self.fusion(
-                    features, mask, semantic if self.attention_mode == "sgf" else None
+                    features, mask, semantic if self.attention_mode == "sgf" else None, key_mask
                 )
                 features = attention.features  # [B, 16w, H/8, W/8]
         image = torch.tanh(self.head(F.relu(features)))  # [B, 3, H, W]

@@ -108,11 +108,14 @@ class UNetHarmonizer(nn.Module):
             )
         self.head = nn.Conv2d(widths[0], 3, 1)
 
-    def forward(self, composite: Tensor, mask: Tensor, semantic: Tensor | None = None) -> HarmonizerOutput:
+    def forward(
+        self, composite: Tensor, mask: Tensor, semantic: Tensor | None = None, key_mask: Tensor | None = None
+    ) -> HarmonizerOutput:
         """Args:
         composite: ``[B, 3, H, W]`` in [-1, 1]; H and W divisible by ``2**depth``.
         mask: ``[B, 1, H, W]`` in [0, 1].
         semantic: ``[B, S, H/8, W/8]`` semantic grid for SGF.
+        key_mask: ``[B, 1, H, W]`` where background cells may serve as attention keys.
         """
         skips = [self.stem(torch.cat([composite, mask], dim=1))]  # level 0: [B, w, H, W]
         for stage in self.encoder:
@@ -121,12 +124,12 @@ class UNetHarmonizer(nn.Module):
         attention: AttentionResult | None = None
         level = self.depth
         if level == self.attention_level:
-            attention, features = self._attend(features, mask, semantic)
+            attention, features = self._attend(features, mask, semantic, key_mask)
         for stage in self.decoder:
             features = stage(features, skips.pop(), mask)
             level -= 1
             if level == self.attention_level:
-                attention, features = self._attend(features, mask, semantic)
+                attention, features = self._attend(features, mask, semantic, key_mask)
         residual_or_image = self.head(features)  # [B, 3, H, W]
         if self.output_mode == "residual":
             image = (composite + residual_or_image).clamp(-1, 1)
@@ -135,9 +138,9 @@ class UNetHarmonizer(nn.Module):
         return HarmonizerOutput(image=image, attention=attention)
 
     def _attend(
-        self, features: Tensor, mask: Tensor, semantic: Tensor | None
+        self, features: Tensor, mask: Tensor, semantic: Tensor | None, key_mask: Tensor | None
     ) -> tuple[AttentionResult | None, Tensor]:
         if self.attention is None:
             return None, features
-        result = self.attention(features, mask, semantic)
+        result = self.attention(features, mask, semantic, key_mask)
         return result, result.features
