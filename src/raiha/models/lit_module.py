@@ -17,6 +17,7 @@ from raiha.metrics.harmonization_metric import HarmonizationMetrics
 from raiha.models.harmonizer_output import HarmonizerOutput, paste_foreground
 from raiha.models.loss import foreground_normalized_mse
 from raiha.models.lr_schedule import constant_then_linear_factor
+from raiha.models.reference_input import harmonize
 
 
 class HarmonizationModule(L.LightningModule):
@@ -30,6 +31,11 @@ class HarmonizationModule(L.LightningModule):
     protocol: evaluation protocol, "paper" or "is2am".
     quantize: "floor" (the authors' uint8 cast) or "round", paper protocol only.
     subset_names: subset labels; taken from the datamodule when None.
+    reference_probability: chance that a training step uses the reference setting
+        (the paper draws each setting 50/50); needs batches with a ``reference``.
+    evaluate_with_reference: val/test use the batch's reference (RAHarmony4 protocol).
+    mixture_seed: seed of the per-step setting draw (a function of the step alone,
+        so a resumed run continues the same sequence).
     """
 
     def __init__(
@@ -44,6 +50,9 @@ class HarmonizationModule(L.LightningModule):
         protocol: str = "paper",
         quantize: str = "floor",
         subset_names: list[str] | None = None,
+        reference_probability: float = 0.0,
+        evaluate_with_reference: bool = False,
+        mixture_seed: int = 0,
     ) -> None:
         super().__init__()
         betas = (float(betas[0]), float(betas[1]))  # plain floats: checkpoints load with weights_only
@@ -68,6 +77,12 @@ class HarmonizationModule(L.LightningModule):
         if self.subset_names is None:
             raise RuntimeError("HarmonizationModule needs subset_names (from the datamodule or the config)")
 
+    def on_train_epoch_start(self) -> None:
+        """New reference draws every epoch (the dataset's draws depend on seed, epoch, index)."""
+        train_set = getattr(getattr(self.trainer, "datamodule", None), "train_set", None)
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(self.current_epoch)
+
     def _build_metrics(self, names: list[str]) -> None:
         kwargs = {"subset_names": names, "protocol": self.hparams.protocol, "quantize": self.hparams.quantize}
         self.val_metrics = HarmonizationMetrics(**kwargs)
@@ -75,21 +90,47 @@ class HarmonizationModule(L.LightningModule):
         self.test_baseline_metrics = HarmonizationMetrics(**kwargs)
 
     # ------------------------------------------------------------------ steps
-    def forward(self, composite: Tensor, mask: Tensor) -> HarmonizerOutput:
-        return self.net(composite, mask)
+    def forward(self, batch: dict[str, Any], *, use_reference: bool) -> HarmonizerOutput:
+        """Harmonize a batch with or without its reference (semantic grids when present)."""
+        if use_reference and "reference" not in batch:
+            raise ValueError("the reference setting needs batches with a 'reference' (enable data.references)")
+        return harmonize(
+            self.net,
+            batch["composite"],
+            batch["mask"],
+            reference=batch["reference"] if use_reference else None,
+            semantic=batch.get("semantic"),
+            reference_semantic=batch.get("reference_semantic") if use_reference else None,
+            reference_valid=batch.get("reference_valid") if use_reference else None,
+        )
 
-    def _predict_pasted(self, batch: dict[str, Any]) -> tuple[Tensor, HarmonizerOutput]:
-        output = self(batch["composite"], batch["mask"])
+    def _predict_pasted(self, batch: dict[str, Any], use_reference: bool) -> tuple[Tensor, HarmonizerOutput]:
+        output = self(batch, use_reference=use_reference)
         return paste_foreground(output.image, batch["composite"], batch["mask"]), output
 
+    def draw_reference_setting(self, step: int) -> bool:
+        """Whether training step ``step`` uses the reference setting (depends on the step only)."""
+        probability = self.hparams.reference_probability
+        if probability <= 0:
+            return False
+        if probability >= 1:
+            return True
+        generator = torch.Generator().manual_seed(self.hparams.mixture_seed * 1_000_003 + step)
+        return bool(torch.rand((), generator=generator) < probability)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        pasted, _ = self._predict_pasted(batch)  # [B, 3, H, W]
+        use_reference = self.draw_reference_setting(self.global_step)
+        pasted, _ = self._predict_pasted(batch, use_reference)  # [B, 3, H, W]
+        self.log("train/reference_setting", float(use_reference), batch_size=pasted.shape[0])
         loss = foreground_normalized_mse(pasted, batch["real"], batch["mask"], self.hparams.min_foreground_area)
         self.log("train/loss", loss, prog_bar=True, batch_size=pasted.shape[0])
         return loss
 
+    def _evaluation_uses_reference(self, batch: dict[str, Any]) -> bool:
+        return bool(self.hparams.evaluate_with_reference and "reference" in batch)
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
-        pasted, output = self._predict_pasted(batch)
+        pasted, output = self._predict_pasted(batch, self._evaluation_uses_reference(batch))
         loss = foreground_normalized_mse(pasted, batch["real"], batch["mask"], self.hparams.min_foreground_area)
         self.log("val/loss", loss, sync_dist=True, batch_size=pasted.shape[0])
         self.val_metrics.update(pasted, batch["real"], batch["mask"], batch["subset_idx"], batch["index"])
@@ -101,7 +142,7 @@ class HarmonizationModule(L.LightningModule):
         self._log_results("val", results)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
-        pasted, output = self._predict_pasted(batch)
+        pasted, output = self._predict_pasted(batch, self._evaluation_uses_reference(batch))
         args = (batch["real"], batch["mask"], batch["subset_idx"], batch["index"])
         self.test_metrics.update(pasted, *args)
         self.test_baseline_metrics.update(batch["composite"], *args)
