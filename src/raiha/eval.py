@@ -17,14 +17,20 @@ from omegaconf import DictConfig, OmegaConf
 from raiha.models.checkpoint_io import load_module_weights
 from raiha.utils.config import CONFIG_DIR
 from raiha.utils.instantiate import instantiate_callbacks, instantiate_loggers
-from raiha.utils.results_io import build_metrics_record, report_results
+from raiha.utils.results_io import report_results
 from raiha.utils.run_context import finish_loggers, log_config
+from raiha.utils.test_protocol import protocol_title, run_test_protocol
 
 log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Test ``cfg.ckpt_path`` on ``cfg.data``; returns the metrics record written to ``metrics.json``."""
+    """Test ``cfg.ckpt_path`` on ``cfg.data``; returns the metrics record written to ``metrics.json``.
+
+    With references (``data.references.enabled`` and ``model.evaluate_with_reference``) the
+    test runs once per seed of ``reference_seeds``, each drawing one reference per composite
+    (the RAHarmony4 protocol), and the record holds the per-seed results and their mean/std.
+    """
     L.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model)
@@ -34,19 +40,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     try:
         log_config(loggers, cfg)
-        trainer.test(model, datamodule=datamodule, verbose=False)
-        record = build_metrics_record(
-            protocol=cfg.model.protocol,
-            dataset=cfg.data.source,
-            model=model.test_results["model"],
-            composite=model.test_results["composite"],
-            extra={"checkpoint": str(Path(cfg.ckpt_path).expanduser().resolve())},
+        record = run_test_protocol(
+            trainer, model, datamodule, cfg, extra={"checkpoint": str(Path(cfg.ckpt_path).expanduser().resolve())}
         )
         if trainer.is_global_zero:
-            report_results(
-                cfg.paths.output_dir, record, subset_order=datamodule.subset_names,
-                title=f"{cfg.data.source} test ({cfg.model.protocol} protocol)",
-            )
+            report_results(cfg.paths.output_dir, record, subset_order=datamodule.subset_names, title=protocol_title(cfg))
     finally:
         finish_loggers(loggers)
     return record

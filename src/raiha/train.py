@@ -12,8 +12,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from raiha.utils.config import CONFIG_DIR
 from raiha.utils.instantiate import instantiate_callbacks, instantiate_loggers
-from raiha.utils.results_io import build_metrics_record, report_results
+from raiha.utils.results_io import report_results
 from raiha.utils.run_context import finish_loggers, log_config, resolve_resume_checkpoint
+from raiha.utils.test_protocol import protocol_title, run_test_protocol
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +40,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 log.info("testing the best checkpoint %s", best)
             else:
                 log.info("no best checkpoint (no validation or a smoke run): testing the current weights")
-            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
-            record = build_metrics_record(
-                protocol=cfg.model.protocol,
-                dataset=cfg.data.source,
-                model=model.test_results["model"],
-                composite=model.test_results["composite"],
+            record = run_test_protocol(
+                trainer, model, datamodule, cfg, ckpt_path=best or None,
                 extra={"checkpoint": best or None, "epochs_trained": trainer.current_epoch},
             )
             if trainer.is_global_zero:
-                path = report_results(
-                    output_dir, record, subset_order=datamodule.subset_names, title=f"{cfg.data.source} test ({cfg.model.protocol} protocol)"
-                )
+                path = report_results(output_dir, record, subset_order=datamodule.subset_names, title=protocol_title(cfg))
                 log.info("metrics written to %s", path)
     finally:
         finish_loggers(loggers)

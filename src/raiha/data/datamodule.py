@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from raiha.data.errors import RaihaDataError
 from raiha.data.harmonization_dataset import HarmonizationDataset, default_subset_names
 from raiha.data.resize_cache import build_resized_cache, cache_key
+from raiha.data.references.wiring import ReferenceArtifacts, prepare_references, wrap_with_references
 from raiha.data.split_lists import HarmonizationRecord, read_split
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,12 @@ class HarmonizationDataModule(L.LightningDataModule):
         synthetic: fields of ``SyntheticWorldConfig`` for source "synthetic".
         train_split / test_split: list names (``IHD_<name>.txt``).
         limit_train / limit_test: keep only the first N records (quick runs).
+        references: the retrieval-augmented setting, a dict with ``enabled``,
+            ``train_list`` / ``test_list`` (RAHarmony4 JSONL paths, relative to the root
+            or absolute; "auto" builds them with the retrieval pipeline), ``use_retrieved``,
+            ``use_augmented``, ``crop_fraction``, ``min_foreground_fraction``,
+            ``crop_tries``, ``eval_seed``, ``semantic`` (load SGF grids from the stores),
+            ``retrieval`` (the pipeline's settings for "auto").
     """
 
     def __init__(
@@ -100,18 +107,22 @@ class HarmonizationDataModule(L.LightningDataModule):
         test_split: str = "test",
         limit_train: int | None = None,
         limit_test: int | None = None,
+        references: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if source not in SOURCES:
             raise ValueError(f"unknown data source {source!r}; choose one of {SOURCES}")
         subsets = [str(name) for name in subsets] if subsets else None  # plain types: safe checkpoints
         synthetic = _plain(synthetic) if synthetic else None
+        references = _plain(references) if references else None
         self.save_hyperparameters(logger=False)
         self.subsets = list(subsets) if subsets else None
         self.subset_names: list[str] | None = None
         self.train_set: HarmonizationDataset | None = None
         self.val_set: HarmonizationDataset | None = None
         self.test_set: HarmonizationDataset | None = None
+        self.reference_eval_seed = int((references or {}).get("eval_seed", 0))
+        self.reference_artifacts: ReferenceArtifacts | None = None
 
     # ------------------------------------------------------------------ where the data is
     def synthetic_config(self) -> Any:
@@ -149,29 +160,61 @@ class HarmonizationDataModule(L.LightningDataModule):
                                  (self.hparams.test_split, self.hparams.limit_test)):
                 records = self._records(split, limit)
                 build_resized_cache(self.dataset_root(), records, self.hparams.image_size, self._cache_root())
+        if self.references_enabled:
+            prepare_references(self._reference_settings(), self.dataset_root(), Path(self.hparams.data_dir),
+                               self.hparams.image_size, build=True)
+
+    @property
+    def references_enabled(self) -> bool:
+        return bool((self.hparams.references or {}).get("enabled", False))
+
+    def _reference_settings(self) -> dict[str, Any]:
+        return dict(self.hparams.references or {})
+
+    def set_reference_seed(self, seed: int) -> None:
+        """The seed of the evaluation's reference draws (RAHarmony4: one run per seed)."""
+        self.reference_eval_seed = int(seed)
+        if self.test_set is not None and hasattr(self.test_set, "seed"):
+            self.test_set.seed = self.reference_eval_seed
 
     def setup(self, stage: str | None = None) -> None:
         root = self.dataset_root()
-        train_records = self._records(self.hparams.train_split, self.hparams.limit_train)
-        test_records = self._records(self.hparams.test_split, self.hparams.limit_test)
-        self.subset_names = self.subsets or default_subset_names(train_records + test_records)
-        train_records, val_records = hold_out_validation(
-            train_records, self.hparams.val_size, self.hparams.split_seed
-        )
+        all_train = self._records(self.hparams.train_split, self.hparams.limit_train)
+        all_test = self._records(self.hparams.test_split, self.hparams.limit_test)
+        self.subset_names = self.subsets or default_subset_names(all_train + all_test)
+        train_records, val_records = hold_out_validation(all_train, self.hparams.val_size, self.hparams.split_seed)
+        test_records = all_test
+        settings = self._reference_settings()
+        if self.references_enabled:
+            self.reference_artifacts = prepare_references(
+                settings, root, Path(self.hparams.data_dir), self.hparams.image_size, build=False
+            )
+            if settings.get("test_only_listed", True) and self.reference_artifacts.lists.get("test"):
+                # RAHarmony4: the test composites that have references (2,248 of 7,404 for iHarmony4)
+                listed = self.reference_artifacts.lists["test"]
+                test_records = [record for record in all_test if listed.get(record.composite)]
         kwargs = {
             "image_size": self.hparams.image_size,
             "subset_names": self.subset_names,
             "rebuild_composite": self.hparams.rebuild_composite,
         }
-        all_train = self._records(self.hparams.train_split, self.hparams.limit_train)
         train_cache = self._cache_dir_for(root, all_train)
-        test_cache = self._cache_dir_for(root, test_records)
+        test_cache = self._cache_dir_for(root, all_test)
         self.train_set = HarmonizationDataset(root, train_records, cache_dir=train_cache, **kwargs)
         self.val_set = HarmonizationDataset(root, val_records, cache_dir=train_cache, **kwargs) if val_records else None
         self.test_set = HarmonizationDataset(root, test_records, cache_dir=test_cache, **kwargs)
+        if self.reference_artifacts is not None:
+            artifacts, seed = self.reference_artifacts, int(settings.get("train_seed", 0))
+            self.train_set = wrap_with_references(self.train_set, artifacts, settings, "train", seed, training=True)
+            if self.val_set is not None:
+                self.val_set = wrap_with_references(self.val_set, artifacts, settings, "train", seed, training=False)
+            self.test_set = wrap_with_references(
+                self.test_set, artifacts, settings, "test", self.reference_eval_seed, training=False
+            )
         log.info(
-            "data %s at %s: train %d, val %d, test %d, subsets %s",
+            "data %s at %s: train %d, val %d, test %d, subsets %s, references %s",
             self.hparams.source, root, len(self.train_set), len(val_records), len(self.test_set), self.subset_names,
+            "on" if self.reference_artifacts is not None else "off",
         )
 
     def _cache_dir_for(self, root: Path, records: Sequence[HarmonizationRecord]) -> Path | None:

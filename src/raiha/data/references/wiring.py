@@ -1,0 +1,106 @@
+"""Connect the datamodule to reference lists and semantic grids.
+
+Lists come from RAHarmony4 JSONL files (the authors' format: a user's copy of their
+published lists, or lists written by ``python -m raiha.retrieve``) or, with "auto",
+from the retrieval pipeline, run once in ``prepare_data`` and cached under a key of
+its settings. Semantic grids for SGF are read from the pipeline's feature stores.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from raiha.data.errors import RaihaDataError
+from raiha.data.harmonization_dataset import HarmonizationDataset
+from raiha.data.reference_lists import read_reference_list, reference_map
+from raiha.data.references.reference_dataset import ReferenceDataset
+from raiha.data.references.semantic_grids import SemanticGridLookup
+
+log = logging.getLogger(__name__)
+
+AUTO = "auto"
+
+
+@dataclass
+class ReferenceArtifacts:
+    """Reference lists per split (composite path -> reference paths) and the grid lookup."""
+
+    lists: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    semantic: SemanticGridLookup | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def _resolve(root: Path, path: str) -> Path:
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() else root / candidate
+
+
+def prepare_references(
+    settings: dict[str, Any], root: Path, data_dir: Path, image_size: int, *, build: bool
+) -> ReferenceArtifacts:
+    """Read (or, with ``build``, first create) what the reference setting needs.
+
+    Args:
+        settings: the datamodule's ``references`` dict.
+        root: the dataset root (paths in lists are relative to it).
+        data_dir: where the retrieval pipeline caches its stores and lists.
+        image_size: the training size.
+        build: run the retrieval pipeline if its outputs are missing (rank zero, once).
+    """
+    wants_auto = any(settings.get(f"{split}_list") == AUTO for split in ("train", "test"))
+    wants_semantic = bool(settings.get("semantic", False))
+    pipeline_outputs = None
+    if wants_auto or wants_semantic:
+        from raiha.retrieval.pipeline import run_reference_pipeline
+
+        pipeline_outputs = run_reference_pipeline(
+            root=root, data_dir=data_dir, image_size=image_size,
+            settings=dict(settings.get("retrieval") or {}), build=build,
+        )
+    artifacts = ReferenceArtifacts()
+    for split in ("train", "test"):
+        spec = settings.get(f"{split}_list")
+        if spec in (None, ""):
+            artifacts.lists[split] = {}
+            artifacts.sources[split] = "none (augmented references only)"
+            continue
+        path = pipeline_outputs.lists[split] if spec == AUTO else _resolve(root, str(spec))
+        if not Path(path).is_file():
+            raise RaihaDataError(
+                f"reference list {path} ({split}) not found: set data.references.{split}_list to a "
+                "RAHarmony4 JSONL file, to 'auto' (built by the retrieval pipeline) or to null"
+            )
+        artifacts.lists[split] = reference_map(read_reference_list(path))
+        artifacts.sources[split] = str(path)
+    if wants_semantic:
+        artifacts.semantic = SemanticGridLookup(pipeline_outputs.stores)
+    log.info("references: %s; semantic grids: %s", artifacts.sources,
+             "on" if artifacts.semantic is not None else "off")
+    return artifacts
+
+
+def wrap_with_references(
+    dataset: HarmonizationDataset,
+    artifacts: ReferenceArtifacts,
+    settings: dict[str, Any],
+    split: str,
+    seed: int,
+    *,
+    training: bool,
+) -> ReferenceDataset:
+    """``dataset`` with references drawn from ``artifacts.lists[split]`` (plus the augmented one
+    when ``training``; evaluation draws retrieved references only, as RAHarmony4 does)."""
+    return ReferenceDataset(
+        dataset,
+        reference_lists=artifacts.lists.get(split, {}),
+        use_retrieved=bool(settings.get("use_retrieved", True)),
+        use_augmented=bool(settings.get("use_augmented", True)) if training else False,
+        semantic=artifacts.semantic,
+        seed=seed,
+        crop_fraction=float(settings.get("crop_fraction", 196 / 256)),
+        min_foreground_fraction=float(settings.get("min_foreground_fraction", 0.5)),
+        crop_tries=int(settings.get("crop_tries", 5)),
+    )

@@ -1,0 +1,66 @@
+"""The test protocol shared by ``raiha.train`` and ``raiha.eval``.
+
+Non-reference (iHarmony4, Table I): one test run. Retrieval-augmented (RAHarmony4,
+Table II): one run per seed of ``reference_seeds``, each drawing one reference per
+composite; the record holds every seed's results and their mean and std.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig
+
+from raiha.metrics.results_table import aggregate_runs
+from raiha.utils.results_io import build_metrics_record
+
+
+def uses_reference_protocol(cfg: DictConfig) -> bool:
+    """Whether the test draws references (data.references.enabled and model.evaluate_with_reference)."""
+    references = cfg.data.get("references") or {}
+    return bool(references.get("enabled")) and bool(cfg.model.get("evaluate_with_reference", False))
+
+
+def run_test_protocol(
+    trainer: L.Trainer,
+    model: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    cfg: DictConfig,
+    *,
+    ckpt_path: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Test as the protocol says; returns the ``metrics.json`` record."""
+    with_references = uses_reference_protocol(cfg)
+    seeds = [int(seed) for seed in (cfg.get("reference_seeds") or [0])] if with_references else [None]
+    per_seed = []
+    for seed in seeds:
+        if seed is not None:
+            datamodule.set_reference_seed(seed)
+        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, verbose=False)
+        per_seed.append({"seed": seed, **model.test_results})
+    model_results = aggregate_runs([run["model"] for run in per_seed]) if with_references else per_seed[0]["model"]
+    return build_metrics_record(
+        protocol=cfg.model.protocol,
+        dataset=cfg.data.source,
+        model=model_results,
+        composite=per_seed[0]["composite"],
+        extra={
+            "setting": "reference" if with_references else "non_reference",
+            "experiment": cfg.get("experiment_name"),
+            "seed": cfg.get("seed"),
+            "per_seed": [
+                {"seed": run["seed"], "subsets": run["model"]["subsets"], "all": run["model"]["all"]} for run in per_seed
+            ] if with_references else [],
+            **(extra or {}),
+        },
+    )
+
+
+def protocol_title(cfg: DictConfig) -> str:
+    """A table title naming the dataset, protocol and setting."""
+    setting = (
+        f"references, {len(cfg.get('reference_seeds') or [0])} seeds" if uses_reference_protocol(cfg) else "no reference"
+    )
+    return f"{cfg.data.source} test ({cfg.model.protocol} protocol, {setting})"
