@@ -55,3 +55,19 @@ def test_every_norm_takes_features_and_mask(kind: str) -> None:
 def test_unknown_norm_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown norm 'group'"):
         make_norm("group", 4)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fused_rain_equals_the_authors_formulation(seed: int) -> None:
+    torch.manual_seed(seed)
+    fused, verbatim = RegionAwareInstanceNorm(6), RegionAwareInstanceNorm(6, fused=False)
+    for parameter in fused.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    verbatim.load_state_dict(fused.state_dict())
+    features = torch.randn(3, 6, 16, 16) * 3 + 1
+    mask = (torch.rand(3, 1, 32, 32) > 0.6).float()
+    mask[2] = 0  # an image without foreground: the fg statistics are zero, as in the authors' code
+    torch.testing.assert_close(fused(features, mask), verbatim(features, mask), atol=2e-5, rtol=1e-5)
+    features.requires_grad_(True)
+    fused(features, mask).sum().backward()
+    assert torch.isfinite(features.grad).all()
