@@ -29,7 +29,7 @@ def test_grid_must_divide_the_mask() -> None:
 
 def test_background_never_queries_and_foreground_never_serves_as_key() -> None:
     torch.manual_seed(0)
-    attention = MaskedFusionAttention(channels=8)
+    attention = MaskedFusionAttention(channels=8).eval()
     features = torch.randn(2, 8, 4, 4)
     result = attention(features, _mask())
     fg = result.foreground_cells.flatten(1)  # [B, N]
@@ -48,7 +48,7 @@ def test_background_never_queries_and_foreground_never_serves_as_key() -> None:
 def test_foreground_output_depends_only_on_background_values() -> None:
     """Changing a foreground cell's value changes only that cell (its fused self)."""
     torch.manual_seed(1)
-    attention = MaskedFusionAttention(channels=4)
+    attention = MaskedFusionAttention(channels=4).eval()
     features = torch.randn(2, 4, 4, 4)
     changed = features.clone()
     changed[0, :, 0, 0] += 3.0  # a foreground cell of image 0
@@ -64,7 +64,7 @@ def test_foreground_output_depends_only_on_background_values() -> None:
 
 def test_semantic_grid_changes_attention() -> None:
     torch.manual_seed(2)
-    attention = MaskedFusionAttention(channels=8, semantic_channels=6, shared_projection=True)
+    attention = MaskedFusionAttention(channels=8, semantic_channels=6, shared_projection=True).eval()
     assert attention.key_projection is attention.query_projection
     features = torch.randn(2, 8, 4, 4)
     semantic = torch.randn(2, 6, 4, 4)
@@ -76,9 +76,26 @@ def test_semantic_grid_changes_attention() -> None:
 
 
 def test_key_attention_map_is_normalised() -> None:
-    attention = MaskedFusionAttention(channels=4)
+    attention = MaskedFusionAttention(channels=4).eval()
     result = attention(torch.randn(2, 4, 4, 4), _mask())
     heat = key_attention_map(result, (32, 32))
     assert heat.shape == (2, 1, 32, 32)
     assert torch.allclose(heat.flatten(1).amax(dim=1), torch.ones(2))
     assert heat.min() >= 0
+
+
+@pytest.mark.parametrize("with_key_mask", [False, True])
+def test_fused_training_kernel_equals_the_explicit_attention(with_key_mask: bool) -> None:
+    torch.manual_seed(3)
+    attention = MaskedFusionAttention(channels=8, semantic_channels=4)
+    features, semantic = torch.randn(2, 8, 4, 4), torch.randn(2, 4, 4, 4)
+    key_mask = None
+    if with_key_mask:
+        key_mask = torch.ones(2, 1, 32, 32)
+        key_mask[1, :, :, 16:] = 0  # the right half of image 1 may not serve as keys
+    fused = attention.train()(features, _mask(), semantic, key_mask)
+    explicit = attention.eval()(features, _mask(), semantic, key_mask)
+    assert fused.weights is None and explicit.weights is not None
+    torch.testing.assert_close(fused.features, explicit.features, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="eval mode"):
+        key_attention_map(fused, (32, 32))

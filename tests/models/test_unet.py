@@ -26,7 +26,7 @@ def test_registry_lists_and_refuses() -> None:
 @pytest.mark.parametrize("attention", ["none", "plain"])
 @pytest.mark.parametrize("output_mode", ["residual", "image"])
 def test_shapes_range_and_attention(attention: str, output_mode: str) -> None:
-    net = create_harmonizer("unet", base_width=8, depth=3, attention=attention, output_mode=output_mode)
+    net = create_harmonizer("unet", base_width=8, depth=3, attention=attention, output_mode=output_mode).eval()
     composite, mask = _inputs()
     output = net(composite, mask)
     assert output.image.shape == composite.shape
@@ -38,7 +38,7 @@ def test_shapes_range_and_attention(attention: str, output_mode: str) -> None:
 
 
 def test_attention_at_a_finer_stride_than_the_bottleneck() -> None:
-    net = create_harmonizer("unet", base_width=8, depth=4, attention_stride=8)
+    net = create_harmonizer("unet", base_width=8, depth=4, attention_stride=8).eval()
     output = net(*_inputs())
     assert output.attention.weights.shape == (2, 16, 16)
 
@@ -79,7 +79,7 @@ def test_paste_keeps_the_background_and_gradients_reach_every_parameter() -> Non
 def test_reference_concatenated_to_the_right_serves_only_as_keys() -> None:
     from raiha.models.reference_input import harmonize
 
-    net = create_harmonizer("unet", base_width=8, depth=3, attention="sgf", semantic_channels=4)
+    net = create_harmonizer("unet", base_width=8, depth=3, attention="sgf", semantic_channels=4).eval()
     composite, mask = _inputs()
     reference = torch.rand_like(composite) * 2 - 1
     semantic, reference_semantic = torch.randn(2, 4, 4, 4), torch.randn(2, 4, 4, 4)
@@ -99,7 +99,7 @@ def test_reference_concatenated_to_the_right_serves_only_as_keys() -> None:
 def test_a_missing_reference_contributes_no_keys() -> None:
     from raiha.models.reference_input import harmonize
 
-    net = create_harmonizer("unet", base_width=8, depth=3)
+    net = create_harmonizer("unet", base_width=8, depth=3).eval()
     composite, mask = _inputs()
     reference = torch.rand_like(composite) * 2 - 1
     valid = torch.tensor([True, False])

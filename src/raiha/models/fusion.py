@@ -30,12 +30,13 @@ class AttentionResult:
     Attributes:
         features: ``[B, C, h, w]`` fused features (background cells unchanged).
         weights: ``[B, h*w, h*w]`` attention of each query cell over key cells; rows
-            of non-foreground cells and columns of foreground cells are zero.
+            of non-foreground cells and columns of foreground cells are zero. None when
+            the fused kernel ran (training), which does not materialise them.
         foreground_cells: ``[B, 1, h, w]`` the cells that acted as queries.
     """
 
     features: Tensor
-    weights: Tensor
+    weights: Tensor | None
     foreground_cells: Tensor
 
 
@@ -66,6 +67,7 @@ class MaskedFusionAttention(nn.Module):
         projection_channels: int | None = None,
         shared_projection: bool = False,
         temperature: float = 20.0,
+        fused: bool = True,
     ) -> None:
         """Args:
         channels: channels of the decoder feature (also the value channels).
@@ -74,11 +76,14 @@ class MaskedFusionAttention(nn.Module):
         projection_channels: query/key channels (default: ``channels``).
         shared_projection: one projection for queries and keys (the authors' variant).
         temperature: multiplies the cosine scores before the softmax.
+        fused: in training mode use ``scaled_dot_product_attention`` (no weights kept);
+            eval mode always materialises the weights for the attention maps.
         """
         super().__init__()
         projection_channels = projection_channels or channels
         self.semantic_channels = semantic_channels
         self.temperature = temperature
+        self.fused = fused
         self.query_projection = nn.Conv2d(channels + semantic_channels, projection_channels, 1)
         self.key_projection = (
             self.query_projection
@@ -116,12 +121,24 @@ class MaskedFusionAttention(nn.Module):
         keys = keys.flatten(2)  # [B, P, N]
         queries = queries / (queries.norm(dim=2, keepdim=True) + 1e-8)
         keys = keys / (keys.norm(dim=1, keepdim=True) + 1e-8)
-        scores = self.temperature * torch.bmm(queries, keys)  # [B, N, N]
-        valid = fg_cells.flatten(1)[:, :, None] * bg_cells.flatten(1)[:, None, :]  # [B, N, N]
-        scores = scores + (valid - 1) * INVALID_SCORE
-        weights = torch.softmax(scores, dim=2) * valid  # [B, N(query), N(key)]
         values = (features * bg_cells).flatten(2)  # [B, C, N]
-        attended = torch.bmm(values, weights.transpose(1, 2))  # [B, C, N]
+        key_valid = bg_cells.flatten(1)[:, None, :]  # [B, 1, N]
+        if self.fused and self.training:
+            # Rows of non-foreground queries are discarded below; invalid keys carry zero
+            # values, so the additive mask reproduces the explicit path exactly.
+            additive_mask = ((key_valid - 1) * INVALID_SCORE).to(queries.dtype)  # [B, 1, N]
+            attended = F.scaled_dot_product_attention(
+                queries, keys.transpose(1, 2), values.transpose(1, 2), attn_mask=additive_mask,
+                scale=self.temperature,
+            )  # [B, N, C]
+            attended = attended.transpose(1, 2)  # [B, C, N]
+            weights = None
+        else:
+            scores = self.temperature * torch.bmm(queries, keys)  # [B, N, N]
+            valid = fg_cells.flatten(1)[:, :, None] * key_valid  # [B, N, N]
+            scores = scores + (valid - 1) * INVALID_SCORE
+            weights = torch.softmax(scores, dim=2) * valid  # [B, N(query), N(key)]
+            attended = torch.bmm(values, weights.transpose(1, 2))  # [B, C, N]
         attended = attended.view(batch, channels, height, width)  # [B, C, h, w]
         fused = self.fuse(torch.cat([attended, features], dim=1))  # [B, C, h, w]
         output = fused * fg_cells + features * (1 - fg_cells)
@@ -133,6 +150,8 @@ def key_attention_map(result: AttentionResult, image_size: tuple[int, int]) -> T
 
     Returns ``[B, 1, H, W]`` in [0, 1] (nearest-upsampled, divided by its max).
     """
+    if result.weights is None:
+        raise ValueError("no attention weights: run the model in eval mode to get attention maps")
     batch, _, height, width = result.foreground_cells.shape
     received = result.weights.sum(dim=1).view(batch, 1, height, width)  # [B, 1, h, w]
     received = F.interpolate(received, size=image_size, mode="nearest")
