@@ -26,10 +26,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-
 from raiha.retrieval.feature_store import FeatureStore, FeatureStoreWriter
 from raiha.retrieval.patch_index import PatchIndex, PatchIndexConfig, indexed_search
-from raiha.retrieval.search import RetrievalConfig, RetrievalQuery, brute_force_search, prepare_query
+from raiha.retrieval.search import (
+    RetrievalConfig,
+    RetrievalQuery,
+    brute_force_search,
+    prepare_query,
+)
 
 
 class SyntheticWorld:
@@ -40,13 +44,23 @@ class SyntheticWorld:
         self.patches = args.grid * args.grid
         generator = torch.Generator().manual_seed(args.seed)
         shared = F.normalize(torch.randn(args.dim, generator=generator), dim=0)
-        self.concepts = F.normalize(args.shared * shared + F.normalize(torch.randn(args.concepts, args.dim, generator=generator), dim=-1), dim=-1)
-        self.tones = F.normalize(torch.rand(args.tones, args.hsv_dim, generator=generator) ** 8, dim=-1)  # [T, D]
+        self.concepts = F.normalize(
+            args.shared * shared
+            + F.normalize(torch.randn(args.concepts, args.dim, generator=generator), dim=-1),
+            dim=-1,
+        )
+        self.tones = F.normalize(
+            torch.rand(args.tones, args.hsv_dim, generator=generator) ** 8, dim=-1
+        )  # [T, D]
         rows = max(1, int(args.concepts_per_image**0.5))
         cols = -(-args.concepts_per_image // rows)
         cell = torch.arange(args.grid)
-        block = (cell[:, None] * rows // args.grid) * cols + (cell[None, :] * cols // args.grid)  # [G, G]
-        self.layout = block.clamp(max=args.concepts_per_image - 1).reshape(-1)  # [L] concept slot per patch
+        block = (cell[:, None] * rows // args.grid) * cols + (
+            cell[None, :] * cols // args.grid
+        )  # [G, G]
+        self.layout = block.clamp(max=args.concepts_per_image - 1).reshape(
+            -1
+        )  # [L] concept slot per patch
 
     def image(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Content ``[L, C]`` and appearance ``[L, D]`` of gallery image ``index`` (float32, unit rows)."""
@@ -55,21 +69,31 @@ class SyntheticWorld:
         shown = torch.randint(args.concepts, (args.concepts_per_image,), generator=generator)
         lighting = int(torch.randint(args.tones, (1,), generator=generator))
         picks = shown[self.layout]  # [L]: each concept fills one block of the image
-        noise = F.normalize(torch.randn(self.patches, args.dim, generator=generator), dim=-1) * args.noise
+        noise = (
+            F.normalize(torch.randn(self.patches, args.dim, generator=generator), dim=-1)
+            * args.noise
+        )
         content = F.normalize(self.concepts[picks] + noise, dim=-1)  # [L, C]
         tone = self.tones[(picks + lighting) % args.tones]  # [L, D]
-        appearance = F.normalize(tone + 0.02 * torch.rand(self.patches, args.hsv_dim, generator=generator), dim=-1)
+        appearance = F.normalize(
+            tone + 0.02 * torch.rand(self.patches, args.hsv_dim, generator=generator), dim=-1
+        )
         return content, appearance
 
 
-def make_queries(world: SyntheticWorld, args: argparse.Namespace) -> tuple[list[RetrievalQuery], dict[int, list]]:
+def make_queries(
+    world: SyntheticWorld, args: argparse.Namespace
+) -> tuple[list[RetrievalQuery], dict[int, list]]:
     """Queries plus the patches they plant: ``plants[image] = [(position, content, appearance)]``."""
     generator = torch.Generator().manual_seed(args.seed + 7)
     grid, queries, plants = args.grid, [], {}
     side = max(1, grid // 4)
     for source in torch.randperm(args.gallery, generator=generator)[: args.queries].tolist():
         content, appearance = world.image(source)
-        content = F.normalize(content + 0.1 * F.normalize(torch.randn(content.shape, generator=generator), dim=-1), dim=-1)
+        content = F.normalize(
+            content + 0.1 * F.normalize(torch.randn(content.shape, generator=generator), dim=-1),
+            dim=-1,
+        )
         top, left = torch.randint(grid - side + 1, (2,), generator=generator).tolist()
         fg = torch.zeros(grid, grid, dtype=torch.bool)
         fg[top : top + side, left : left + side] = True
@@ -80,14 +104,31 @@ def make_queries(world: SyntheticWorld, args: argparse.Namespace) -> tuple[list[
             for patch in (fg_patch, bg_patch):
                 position = int(torch.randint(world.patches, (1,), generator=generator))
                 plants.setdefault(target, []).append((position, content[patch], appearance[patch]))
-        queries.append(RetrievalQuery(content.reshape(grid, grid, -1), appearance.reshape(grid, grid, -1), fg, (f"gallery/{source}.jpg",)))
+        queries.append(
+            RetrievalQuery(
+                content.reshape(grid, grid, -1),
+                appearance.reshape(grid, grid, -1),
+                fg,
+                (f"gallery/{source}.jpg",),
+            )
+        )
     return queries, plants
 
 
-def build_store(folder: Path, world: SyntheticWorld, plants: dict[int, list], args: argparse.Namespace) -> FeatureStore:
+def build_store(
+    folder: Path, world: SyntheticWorld, plants: dict[int, list], args: argparse.Namespace
+) -> FeatureStore:
     names = [f"gallery/{i}.jpg" for i in range(args.gallery)]
     key = {"synthetic": vars(args)}
-    writer = FeatureStoreWriter(folder, key=key, image_paths=names, grid_size=(args.grid, args.grid), content_dim=args.dim, appearance_dim=args.hsv_dim, shard_size=256)
+    writer = FeatureStoreWriter(
+        folder,
+        key=key,
+        image_paths=names,
+        grid_size=(args.grid, args.grid),
+        content_dim=args.dim,
+        appearance_dim=args.hsv_dim,
+        shard_size=256,
+    )
     for shard in writer.pending_shards():
         indices = range(shard * 256, min((shard + 1) * 256, args.gallery))
         contents, appearances = [], []
@@ -97,7 +138,9 @@ def build_store(folder: Path, world: SyntheticWorld, plants: dict[int, list], ar
                 content[position], appearance[position] = planted_content, planted_appearance
             contents.append(content)
             appearances.append(appearance)
-        writer.write_shard(shard, torch.stack(contents), torch.stack(appearances), [names[i] for i in indices])
+        writer.write_shard(
+            shard, torch.stack(contents), torch.stack(appearances), [names[i] for i in indices]
+        )
     return writer.finish()
 
 
@@ -105,7 +148,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gallery", type=int, default=1000)
     parser.add_argument("--queries", type=int, default=50)
-    parser.add_argument("--brute-queries", type=int, default=3, help="queries also run by brute force (timed, compared)")
+    parser.add_argument(
+        "--brute-queries",
+        type=int,
+        default=3,
+        help="queries also run by brute force (timed, compared)",
+    )
     parser.add_argument("--grid", type=int, default=32)
     parser.add_argument("--dim", type=int, default=768)
     parser.add_argument("--hsv-dim", type=int, default=108)
@@ -116,8 +164,12 @@ def main() -> None:
     parser.add_argument("--shared", type=float, default=0.3)
     parser.add_argument("--content-clusters", type=int, default=1024)
     parser.add_argument("--appearance-clusters", type=int, default=256)
-    parser.add_argument("--max-refs", type=int, default=None, help="per-query cap (best-first early stop)")
-    parser.add_argument("--store", type=Path, default=None, help="store folder (default: a temporary one)")
+    parser.add_argument(
+        "--max-refs", type=int, default=None, help="per-query cap (best-first early stop)"
+    )
+    parser.add_argument(
+        "--store", type=Path, default=None, help="store folder (default: a temporary one)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -128,7 +180,12 @@ def main() -> None:
         store = build_store(args.store or Path(tmp) / "store", world, plants, args)
         store_s = time.perf_counter() - start
         start = time.perf_counter()
-        index = PatchIndex.build(store, PatchIndexConfig(content_clusters=args.content_clusters, appearance_clusters=args.appearance_clusters))
+        index = PatchIndex.build(
+            store,
+            PatchIndexConfig(
+                content_clusters=args.content_clusters, appearance_clusters=args.appearance_clusters
+            ),
+        )
         index_s = time.perf_counter() - start
         config = RetrievalConfig(max_refs=args.max_refs)
 
@@ -136,19 +193,27 @@ def main() -> None:
         start = time.perf_counter()
         for query in queries:
             tick = time.perf_counter()
-            candidate_counts.append(len(index.candidates(prepare_query(query), config, store.image_paths)))
+            candidate_counts.append(
+                len(index.candidates(prepare_query(query), config, store.image_paths))
+            )
             filter_s += time.perf_counter() - tick
             indexed.append(indexed_search(query, store, index, config))
-        indexed_s = time.perf_counter() - start - filter_s  # candidates were computed twice: count once
+        indexed_s = (
+            time.perf_counter() - start - filter_s
+        )  # candidates were computed twice: count once
         start = time.perf_counter()
-        brute = [brute_force_search(query, store, config) for query in queries[: args.brute_queries]]
+        brute = [
+            brute_force_search(query, store, config) for query in queries[: args.brute_queries]
+        ]
         brute_s = time.perf_counter() - start
 
     count = len(queries)
     indexed_ms = 1000 * indexed_s / count
     brute_ms = 1000 * brute_s / max(1, len(brute))
     verify_ms = max(0.0, indexed_ms - 1000 * filter_s / count)
-    scale = 1024 / world.patches  # to the paper's 32 x 32 grid: filter ~ query patches, verify ~ patch pairs
+    scale = (
+        1024 / world.patches
+    )  # to the paper's 32 x 32 grid: filter ~ query patches, verify ~ patch pairs
     result = {
         "benchmark": "retrieval",
         "gallery_images": args.gallery,
@@ -171,12 +236,19 @@ def main() -> None:
         "store_build_s": round(store_s, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "torch_threads": torch.get_num_threads(),
-        "data": {k: getattr(args, k) for k in ("concepts", "concepts_per_image", "tones", "noise", "shared", "seed")},
+        "data": {
+            k: getattr(args, k)
+            for k in ("concepts", "concepts_per_image", "tones", "noise", "shared", "seed")
+        },
     }
     if world.patches != 1024:
         brute_32 = brute_ms * scale**2
         indexed_32 = 1000 * filter_s / count * scale + verify_ms * scale**2
-        result["extrapolated_32x32"] = {"brute_force_ms_per_query": round(brute_32), "indexed_ms_per_query": round(indexed_32), "speedup": round(brute_32 / indexed_32, 1)}
+        result["extrapolated_32x32"] = {
+            "brute_force_ms_per_query": round(brute_32),
+            "indexed_ms_per_query": round(indexed_32),
+            "speedup": round(brute_32 / indexed_32, 1),
+        }
     print(json.dumps(result))
 
 

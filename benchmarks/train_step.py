@@ -4,8 +4,10 @@ Prints ONE JSON line. Every variant runs in its own subprocess (clean peak memor
 - ``authors``: fp32, the frozen ViT (DINOv2 ViT-B/14 + DVT denoiser, random weights)
   recomputed at 448 px for the composite and the reference on every step, as the
   authors' model file does;
-- ``cached``: the same generator and batch, semantic grids read from an fp16 feature
-  store (a memory-mapped file, as ``raiha.retrieval.feature_store`` keeps them);
+- ``cached_unfused``: the same generator (the authors' unfused RAIN and attention) and
+  batch, semantic grids read from an fp16 feature store (a memory-mapped file, as
+  ``raiha.retrieval.feature_store`` keeps them): what caching alone buys;
+- ``cached``: plus raiha's fused RAIN and attention kernels (``model.fused_kernels``);
 - ``cached+channels_last``, ``cached+bf16`` (autocast), ``cached+bf16+channels_last``.
 The ratio ``speedup_vs_authors`` of each variant is its images/s over ``authors``'s,
 measured in the same run.
@@ -30,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-VARIANTS = ("authors", "cached", "cached+channels_last", "cached+bf16", "cached+bf16+channels_last")
+VARIANTS = ("authors", "cached_unfused", "cached", "cached+channels_last", "cached+bf16", "cached+bf16+channels_last")
 VIT_NAME = "vit_base_patch14_reg4_dinov2"
 SEMANTIC_DIM = 768
 
@@ -62,10 +64,12 @@ def run_variant(variant: str, size: int, batch: int, width: int, steps: int) -> 
     from raiha.models.loss import foreground_normalized_mse
     from raiha.models.reference_input import harmonize
     from raiha.models.registry import create_harmonizer
+    from raiha.models.speed_options import set_fused_kernels
 
     torch.manual_seed(0)
     grid = size // 8
     net = create_harmonizer("rhnet", base_width=width, semantic_channels=SEMANTIC_DIM, attention="sgf")
+    set_fused_kernels(net, variant not in ("authors", "cached_unfused"))
     channels_last = "channels_last" in variant
     if channels_last:
         net = net.to(memory_format=torch.channels_last)

@@ -10,7 +10,12 @@ import huggingface_hub.constants
 import pytest
 import torch
 
-from raiha.retrieval.content_features import DenseFeatureExtractor, Dinov2Extractor, DvtExtractor, MissingWeightsError
+from raiha.retrieval.content_features import (
+    DenseFeatureExtractor,
+    Dinov2Extractor,
+    DvtExtractor,
+    MissingWeightsError,
+)
 from raiha.retrieval.dvt_denoiser import DvtDenoiser
 from raiha.retrieval.registry import available_extractors, create_extractor, register_extractor
 
@@ -28,7 +33,9 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def tiny_dinov2() -> Dinov2Extractor:
     torch.manual_seed(0)
-    return create_extractor("dinov2", model_name=TINY, input_size=56, model_kwargs=SHALLOW, pretrained=False)
+    return create_extractor(
+        "dinov2", model_name=TINY, input_size=56, model_kwargs=SHALLOW, pretrained=False
+    )
 
 
 def test_registry_lists_and_rejects() -> None:
@@ -51,12 +58,14 @@ def test_shape_grid_and_frozen(tiny_dinov2: Dinov2Extractor) -> None:
 
 def test_prefix_tokens_dropped_and_imagenet_normalised(tiny_dinov2: Dinov2Extractor) -> None:
     images = torch.rand(1, 3, 56, 56) * 2 - 1
-    pixels = ((images + 1) / 2 - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(
-        [0.229, 0.224, 0.225]
-    ).view(1, 3, 1, 1)
+    pixels = (
+        (images + 1) / 2 - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    ) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     assert torch.allclose(tiny_dinov2.prepare(images), pixels, atol=1e-6)
     with torch.no_grad():
-        tokens = tiny_dinov2.backbone.forward_features(pixels)  # [1, 5 + 16, 384]: cls + 4 registers
+        tokens = tiny_dinov2.backbone.forward_features(
+            pixels
+        )  # [1, 5 + 16, 384]: cls + 4 registers
         features = tiny_dinov2(images)
     assert tiny_dinov2.num_prefix_tokens == 5 and tokens.shape[1] == 21
     assert torch.allclose(features.reshape(1, 16, 384), tokens[:, 5:], atol=1e-5)
@@ -73,12 +82,23 @@ def test_missing_pretrained_weights_fail_fast_and_clearly(offline: None) -> None
 
 def test_missing_pretrained_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(MissingWeightsError, match="absent.safetensors"):
-        Dinov2Extractor(model_name=TINY, input_size=56, model_kwargs=SHALLOW, pretrained_file=str(tmp_path / "absent.safetensors"))
+        Dinov2Extractor(
+            model_name=TINY,
+            input_size=56,
+            model_kwargs=SHALLOW,
+            pretrained_file=str(tmp_path / "absent.safetensors"),
+        )
 
 
 def test_allow_random_weights_warns_loudly(offline: None, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
-        extractor = Dinov2Extractor(model_name=TINY, input_size=56, model_kwargs=SHALLOW, pretrained=True, allow_random_weights=True)
+        extractor = Dinov2Extractor(
+            model_name=TINY,
+            input_size=56,
+            model_kwargs=SHALLOW,
+            pretrained=True,
+            allow_random_weights=True,
+        )
     assert extractor.feature_dim == 384
     assert any("RANDOM WEIGHTS" in record.message for record in caplog.records)
 
@@ -86,7 +106,13 @@ def test_allow_random_weights_warns_loudly(offline: None, caplog: pytest.LogCapt
 def test_pretrained_file_is_loaded(tiny_dinov2: Dinov2Extractor, tmp_path: Path) -> None:
     weights = tmp_path / "tiny.pth"
     torch.save(tiny_dinov2.backbone.state_dict(), weights)
-    loaded = Dinov2Extractor(model_name=TINY, input_size=56, model_kwargs=SHALLOW, pretrained=True, pretrained_file=str(weights))
+    loaded = Dinov2Extractor(
+        model_name=TINY,
+        input_size=56,
+        model_kwargs=SHALLOW,
+        pretrained=True,
+        pretrained_file=str(weights),
+    )
     images = torch.rand(1, 3, 56, 56) * 2 - 1
     with torch.no_grad():
         assert torch.allclose(loaded(images), tiny_dinov2(images), atol=1e-5)
@@ -99,7 +125,12 @@ def test_dvt_applies_the_denoiser(tiny_dinov2: Dinov2Extractor, tmp_path: Path) 
     denoiser = DvtDenoiser(feature_dim=384)
     torch.save({"denoiser": denoiser.state_dict()}, tmp_path / f"{TINY}.pth")
     dvt = create_extractor(
-        "dvt", model_name=TINY, input_size=56, model_kwargs=SHALLOW, pretrained_file=str(weights), denoiser_dir=str(tmp_path)
+        "dvt",
+        model_name=TINY,
+        input_size=56,
+        model_kwargs=SHALLOW,
+        pretrained_file=str(weights),
+        denoiser_dir=str(tmp_path),
     )
     assert dvt.config()["denoiser_checkpoint"] == str(tmp_path / f"{TINY}.pth")
     images = torch.rand(2, 3, 56, 56) * 2 - 1
@@ -113,4 +144,10 @@ def test_dvt_without_denoiser_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="denoiser_checkpoint"):
         DvtExtractor(model_name=TINY, input_size=56, model_kwargs=SHALLOW, pretrained=False)
     with pytest.raises(FileNotFoundError, match="missing.pth"):
-        DvtExtractor(model_name=TINY, input_size=56, model_kwargs=SHALLOW, pretrained=False, denoiser_checkpoint=str(tmp_path / "missing.pth"))
+        DvtExtractor(
+            model_name=TINY,
+            input_size=56,
+            model_kwargs=SHALLOW,
+            pretrained=False,
+            denoiser_checkpoint=str(tmp_path / "missing.pth"),
+        )

@@ -65,7 +65,10 @@ def test_wrong_keys_are_listed(tmp_path: Path) -> None:
     state["denoiser.extra.weight"] = state.pop("denoiser.mlp.fc2.weight")
     path = tmp_path / "keys.pth"
     torch.save({"denoiser": state}, path)
-    with pytest.raises(ValueError, match=r"missing \['denoiser.mlp.fc2.weight'\], unexpected \['denoiser.extra.weight'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"missing \['denoiser.mlp.fc2.weight'\], unexpected \['denoiser.extra.weight'\]",
+    ):
         load_dvt_denoiser(path)
     torch.save({"model": state}, path)
     with pytest.raises(ValueError, match="no 'denoiser' key"):
@@ -77,7 +80,9 @@ def test_wrong_shape_names_key_and_shapes(tmp_path: Path) -> None:
     state["denoiser.mlp.fc1.weight"] = torch.zeros(128, 64)
     path = tmp_path / "shape.pth"
     torch.save({"denoiser": state}, path)
-    with pytest.raises(ValueError, match=r"'denoiser.mlp.fc1.weight' has shape \(128, 64\).*needs \(256, 64\)"):
+    with pytest.raises(
+        ValueError, match=r"'denoiser.mlp.fc1.weight' has shape \(128, 64\).*needs \(256, 64\)"
+    ):
         load_dvt_denoiser(path)
 
 

@@ -54,7 +54,9 @@ def _write_images(folder: Path, count: int) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     names = []
     for index in range(count):
-        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(folder / f"img{index}.png")
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(
+            folder / f"img{index}.png"
+        )
         names.append(f"img{index}.png")
     return names
 
@@ -65,8 +67,16 @@ def gallery(tmp_path: Path) -> tuple[Path, list[str]]:
     return root, _write_images(root, 5)
 
 
-def _build(store: Path, root: Path, names: list[str], extractor: DenseFeatureExtractor, **kwargs: Any) -> FeatureStore:
-    options = {"image_size": IMAGE_SIZE, "batch_size": 2, "shard_size": 2, "image_root": root, "progress": False}
+def _build(
+    store: Path, root: Path, names: list[str], extractor: DenseFeatureExtractor, **kwargs: Any
+) -> FeatureStore:
+    options = {
+        "image_size": IMAGE_SIZE,
+        "batch_size": 2,
+        "shard_size": 2,
+        "image_root": root,
+        "progress": False,
+    }
     return build_feature_store(store, names, extractor, **{**options, **kwargs})
 
 
@@ -101,7 +111,9 @@ def test_reuse_when_complete(tmp_path: Path, gallery: tuple[Path, list[str]]) ->
 def test_resume_after_interruption(tmp_path: Path, gallery: tuple[Path, list[str]]) -> None:
     root, names = gallery
     with pytest.raises(KeyboardInterrupt):
-        _build(tmp_path / "store", root, names, ColourGridExtractor(fail_on_call=2))  # dies in shard 1
+        _build(
+            tmp_path / "store", root, names, ColourGridExtractor(fail_on_call=2)
+        )  # dies in shard 1
     with pytest.raises(ValueError, match=r"incomplete \(1 of 3 shards\)"):
         FeatureStore.open(tmp_path / "store")
     first_shard = tmp_path / "store" / "content_00000.npy"
@@ -123,17 +135,23 @@ def test_other_settings_are_detected(tmp_path: Path, gallery: tuple[Path, list[s
         _build(tmp_path / "store", root, names, ColourGridExtractor(), hsv_config=other_hsv)
     with pytest.raises(FeatureStoreMismatchError, match="image_list_sha256"):
         _build(tmp_path / "store", root, names[:4], ColourGridExtractor())
-    rebuilt = _build(tmp_path / "store", root, names, ColourGridExtractor(), hsv_config=other_hsv, rebuild=True)
+    rebuilt = _build(
+        tmp_path / "store", root, names, ColourGridExtractor(), hsv_config=other_hsv, rebuild=True
+    )
     assert rebuilt.appearance_dim == other_hsv.dim and rebuilt.key["hsv"]["hue_bins"] == 6
 
 
-def test_unreadable_image_raises_or_is_skipped(tmp_path: Path, gallery: tuple[Path, list[str]]) -> None:
+def test_unreadable_image_raises_or_is_skipped(
+    tmp_path: Path, gallery: tuple[Path, list[str]]
+) -> None:
     root, names = gallery
     (root / "broken.jpg").write_bytes(b"\xff\xd8 truncated jpeg")
     with_broken = names[:2] + ["broken.jpg"] + names[2:]
     with pytest.raises(RaihaDataError, match=r"broken\.jpg.*skip_unreadable=True"):
         _build(tmp_path / "store", root, with_broken, ColourGridExtractor())
-    store = _build(tmp_path / "skipping", root, with_broken, ColourGridExtractor(), skip_unreadable=True)
+    store = _build(
+        tmp_path / "skipping", root, with_broken, ColourGridExtractor(), skip_unreadable=True
+    )
     assert len(store) == 5 and "broken.jpg" not in store.image_paths
     assert [item["path"] for item in store.skipped] == ["broken.jpg"]
     assert store.image_paths[2] == names[2] and store.content(2).shape == (16, 8)

@@ -17,13 +17,19 @@ def _histogram(rgb01: torch.Tensor, config: HsvHistogramConfig | None = None) ->
 
 
 def _solid(hue_degrees: float, saturation: float = 0.8, value: float = 0.7) -> torch.Tensor:
-    hsv = torch.tensor([hue_degrees / 180 * math.pi, saturation, value]).view(1, 3, 1, 1).expand(1, 3, 8, 8)
+    hsv = (
+        torch.tensor([hue_degrees / 180 * math.pi, saturation, value])
+        .view(1, 3, 1, 1)
+        .expand(1, 3, 8, 8)
+    )
     return hsv_to_rgb(hsv.contiguous())  # [1, 3, 8, 8]
 
 
 @pytest.fixture
 def textured() -> torch.Tensor:
-    return torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.6 + 0.2  # [1, 3, 32, 32]
+    return (
+        torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.6 + 0.2
+    )  # [1, 3, 32, 32]
 
 
 def test_shape_and_unit_norm() -> None:
@@ -33,13 +39,22 @@ def test_shape_and_unit_norm() -> None:
     assert torch.allclose(histograms.norm(dim=-1), torch.ones(2, 4, 5), atol=1e-5)
     assert (histograms >= 0).all()
     marginal = HsvHistogramConfig(layout="marginal")
-    assert hsv_patch_histograms(torch.zeros(1, 3, 8, 8), (2, 2), marginal).shape == (1, 2, 2, 9 + 3 + 4)
+    assert hsv_patch_histograms(torch.zeros(1, 3, 8, 8), (2, 2), marginal).shape == (
+        1,
+        2,
+        2,
+        9 + 3 + 4,
+    )
 
 
 def test_identical_patches_have_cosine_one(textured: torch.Tensor) -> None:
-    tiled = torch.cat([textured, textured], dim=3)  # [1, 3, 32, 64]: two identical cells side by side
+    tiled = torch.cat(
+        [textured, textured], dim=3
+    )  # [1, 3, 32, 64]: two identical cells side by side
     histograms = hsv_patch_histograms(tiled * 2 - 1, (1, 2))
-    assert torch.dot(histograms[0, 0, 0], histograms[0, 0, 1]).item() == pytest.approx(1.0, abs=1e-6)
+    assert torch.dot(histograms[0, 0, 0], histograms[0, 0, 1]).item() == pytest.approx(
+        1.0, abs=1e-6
+    )
 
 
 @pytest.mark.parametrize(
@@ -55,7 +70,9 @@ def test_relit_patch_falls_below_paper_threshold(textured: torch.Tensor, relight
 def test_joint_layout_is_more_sensitive_than_marginals(textured: torch.Tensor) -> None:
     marginal = HsvHistogramConfig(layout="marginal")
     joint_cos = torch.dot(_histogram(textured), _histogram(textured * 0.6)).item()
-    marginal_cos = torch.dot(_histogram(textured, marginal), _histogram(textured * 0.6, marginal)).item()
+    marginal_cos = torch.dot(
+        _histogram(textured, marginal), _histogram(textured * 0.6, marginal)
+    ).item()
     assert joint_cos < marginal_cos
 
 
@@ -63,12 +80,16 @@ def test_hue_wraps_around() -> None:
     assert torch.dot(_histogram(_solid(359.0)), _histogram(_solid(1.0))).item() > 0.99
     assert torch.dot(_histogram(_solid(0.0)), _histogram(_solid(180.0))).item() < 0.05
     hard = HsvHistogramConfig(soft=False)
-    assert torch.dot(_histogram(_solid(359.0), hard), _histogram(_solid(1.0), hard)).item() == pytest.approx(1.0)
+    assert torch.dot(
+        _histogram(_solid(359.0), hard), _histogram(_solid(1.0), hard)
+    ).item() == pytest.approx(1.0)
 
 
 def test_grey_pixels_ignore_hue() -> None:
     # grey and nearly grey patches whose (meaningless) hues are opposite: mostly the grey bin
-    assert torch.dot(_histogram(_solid(0.0, 0.0)), _histogram(_solid(180.0, 0.0))).item() == pytest.approx(1.0)
+    assert torch.dot(
+        _histogram(_solid(0.0, 0.0)), _histogram(_solid(180.0, 0.0))
+    ).item() == pytest.approx(1.0)
     assert torch.dot(_histogram(_solid(0.0, 0.02)), _histogram(_solid(180.0, 0.02))).item() > 0.95
     config = HsvHistogramConfig(layout="marginal", saturation_bins=1, value_bins=1)
     grey = _histogram(_solid(90.0, 0.0), config)

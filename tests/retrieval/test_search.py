@@ -17,8 +17,12 @@ from raiha.retrieval.search import (
 )
 
 E = torch.eye(5)  # e1..e5 as E[0]..E[4]
-THREE_QUARTER_ON_1 = torch.tensor([0.75, 0.5, 0.25, 0.25, 0.25])  # unit norm exactly; cos with e1 = 0.75
-THREE_QUARTER_ON_2 = torch.tensor([0.5, 0.75, 0.25, 0.25, 0.25])  # cos with e2 = 0.75, with e1 = 0.5
+THREE_QUARTER_ON_1 = torch.tensor(
+    [0.75, 0.5, 0.25, 0.25, 0.25]
+)  # unit norm exactly; cos with e1 = 0.75
+THREE_QUARTER_ON_2 = torch.tensor(
+    [0.5, 0.75, 0.25, 0.25, 0.25]
+)  # cos with e2 = 0.75, with e1 = 0.5
 AFTER_075 = float(np.nextafter(np.float32(0.75), np.float32(1.0)))  # cosines are fp32
 
 # query: fg cell 0 has content e1; bg cells 1..3 have content e2 and appearance e1
@@ -43,8 +47,12 @@ NAMES = list(GALLERY_PATCHES)
 
 @pytest.fixture(scope="module")
 def gallery() -> InMemoryGallery:
-    content = torch.stack([torch.stack([c for c, _ in patches]) for patches in GALLERY_PATCHES.values()])
-    appearance = torch.stack([torch.stack([a for _, a in patches]) for patches in GALLERY_PATCHES.values()])
+    content = torch.stack(
+        [torch.stack([c for c, _ in patches]) for patches in GALLERY_PATCHES.values()]
+    )
+    appearance = torch.stack(
+        [torch.stack([a for _, a in patches]) for patches in GALLERY_PATCHES.values()]
+    )
     return InMemoryGallery(content, appearance, [f"real/{name}.jpg" for name in NAMES], (2, 2))
 
 
@@ -59,7 +67,10 @@ def test_each_clause_fails_alone(gallery: InMemoryGallery) -> None:
     assert scores["valid"] == (1.0, 1.0)
     assert scores["content_fails"] == (0.0, 1.0)  # illumination fine, content not
     assert scores["appearance_fails"] == (1.0, 0.0)  # bg content matches, its appearance does not
-    assert scores["appearance_on_wrong_content"] == (1.0, 0.0)  # appearance matches only a non-matching patch
+    assert scores["appearance_on_wrong_content"] == (
+        1.0,
+        0.0,
+    )  # appearance matches only a non-matching patch
     assert scores["content_at_075"] == (0.75, 1.0)
     assert scores["appearance_at_075"] == (1.0, 0.75)
     assert scores["bg_content_at_075"] == (1.0, 1.0)
@@ -88,15 +99,24 @@ def test_illumination_range_is_half_open(gallery: InMemoryGallery) -> None:
     inside = brute_force_search(QUERY, gallery, RetrievalConfig(illumination_range=(0.7, 0.8)))
     assert _names(inside) == ["appearance_at_075"]
     assert brute_force_search(QUERY, gallery, RetrievalConfig(illumination_range=(0.7, 0.75))) == []
-    assert _names(brute_force_search(QUERY, gallery, RetrievalConfig(illumination_range=(0.75, 0.9)))) == ["appearance_at_075"]
+    assert _names(
+        brute_force_search(QUERY, gallery, RetrievalConfig(illumination_range=(0.75, 0.9)))
+    ) == ["appearance_at_075"]
     low = brute_force_search(QUERY, gallery, RetrievalConfig(illumination_range=(-1.0, 0.5)))
-    assert _names(low) == ["appearance_fails", "appearance_on_wrong_content"]  # content clause still required
+    assert _names(low) == [
+        "appearance_fails",
+        "appearance_on_wrong_content",
+    ]  # content clause still required
     with pytest.raises(ValueError, match="lo < hi"):
-        RetrievalConfig(illumination_range=(0.9, 0.8)).illumination_bounds
+        RetrievalConfig(illumination_range=(0.9, 0.8))
+    with pytest.raises(ValueError, match="max_refs"):
+        RetrievalConfig(max_refs=0)
 
 
 def test_own_image_is_excluded_and_cap_keeps_best(gallery: InMemoryGallery) -> None:
-    own = RetrievalQuery(QUERY.content, QUERY.appearance, QUERY.fg_cells, exclude_paths=("./real/valid.jpg",))
+    own = RetrievalQuery(
+        QUERY.content, QUERY.appearance, QUERY.fg_cells, exclude_paths=("./real/valid.jpg",)
+    )
     assert _names(brute_force_search(own, gallery)) == ["bg_content_at_075", "content_at_075"]
     capped = brute_force_search(QUERY, gallery, RetrievalConfig(max_refs=2))
     assert _names(capped) == ["valid", "bg_content_at_075"]
@@ -112,9 +132,17 @@ def test_make_query_uses_touched_cells(gallery: InMemoryGallery) -> None:
 
 def test_bad_queries_are_explained(gallery: InMemoryGallery) -> None:
     with pytest.raises(ValueError, match="no foreground cell"):
-        brute_force_search(RetrievalQuery(QUERY.content, QUERY.appearance, torch.zeros(2, 2, dtype=torch.bool)), gallery)
+        brute_force_search(
+            RetrievalQuery(QUERY.content, QUERY.appearance, torch.zeros(2, 2, dtype=torch.bool)),
+            gallery,
+        )
     with pytest.raises(ValueError, match="no background"):
-        brute_force_search(RetrievalQuery(QUERY.content, QUERY.appearance, torch.ones(2, 2, dtype=torch.bool)), gallery)
+        brute_force_search(
+            RetrievalQuery(QUERY.content, QUERY.appearance, torch.ones(2, 2, dtype=torch.bool)),
+            gallery,
+        )
     small = RetrievalQuery(QUERY.content[:1], QUERY.appearance[:1], QUERY.fg_cells[:1])
-    with pytest.raises(ValueError, match=r"query grid \(1, 2\) differs from the gallery grid \(2, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"query grid \(1, 2\) differs from the gallery grid \(2, 2\)"
+    ):
         brute_force_search(small, gallery)

@@ -17,9 +17,18 @@ Pieces, one per module:
 
 from __future__ import annotations
 
-from raiha.retrieval.content_features import DenseFeatureExtractor, Dinov2Extractor, DvtExtractor, MissingWeightsError
+from raiha.retrieval.content_features import (
+    DenseFeatureExtractor,
+    Dinov2Extractor,
+    DvtExtractor,
+    MissingWeightsError,
+)
 from raiha.retrieval.dvt_denoiser import DvtDenoiser, load_dvt_denoiser
-from raiha.retrieval.feature_store import FeatureStore, FeatureStoreMismatchError, FeatureStoreWriter
+from raiha.retrieval.feature_store import (
+    FeatureStore,
+    FeatureStoreMismatchError,
+    FeatureStoreWriter,
+)
 from raiha.retrieval.gallery import GalleryFeatures, InMemoryGallery
 from raiha.retrieval.grids import mask_to_cells, to_channels_first, to_channels_last
 from raiha.retrieval.hsv_histograms import HsvHistogramConfig, hsv_patch_histograms
@@ -33,7 +42,7 @@ from raiha.retrieval.search import (
     make_query,
     prepare_query,
 )
-from raiha.retrieval.store_builder import build_feature_store, feature_store_key
+from raiha.retrieval.store_builder import build_feature_store, extract_features, feature_store_key
 
 __all__ = [
     "DenseFeatureExtractor",
@@ -56,6 +65,7 @@ __all__ = [
     "brute_force_search",
     "build_feature_store",
     "create_extractor",
+    "extract_features",
     "feature_store_key",
     "hsv_patch_histograms",
     "indexed_search",

@@ -81,9 +81,16 @@ def create_timm_backbone(
     """A timm ViT at ``img_size=input_size`` without head; clear error when weights are missing."""
     overlay = {"file": str(pretrained_file)} if pretrained_file else None
     extra = dict(model_kwargs or {})
+    if not pretrained:
+        log.warning("timm model '%s' built with random weights (pretrained=False)", model_name)
     try:
         return timm.create_model(
-            model_name, pretrained=pretrained, img_size=input_size, num_classes=0, pretrained_cfg_overlay=overlay, **extra
+            model_name,
+            pretrained=pretrained,
+            img_size=input_size,
+            num_classes=0,
+            pretrained_cfg_overlay=overlay,
+            **extra,
         )
     except (OSError, RuntimeError, ValueError, KeyError) as error:
         if not pretrained:
@@ -97,8 +104,12 @@ def create_timm_backbone(
         )
         if not allow_random_weights:
             raise MissingWeightsError(message) from error
-    log.warning("!!! RANDOM WEIGHTS !!! %s. Continuing with a randomly initialised backbone.", message)
-    return timm.create_model(model_name, pretrained=False, img_size=input_size, num_classes=0, **extra)
+    log.warning(
+        "!!! RANDOM WEIGHTS !!! %s. Continuing with a randomly initialised backbone.", message
+    )
+    return timm.create_model(
+        model_name, pretrained=False, img_size=input_size, num_classes=0, **extra
+    )
 
 
 @register_extractor("dinov2")
@@ -140,12 +151,22 @@ class Dinov2Extractor(DenseFeatureExtractor):
         )
         self.patch_size = _square(self.backbone.patch_embed.patch_size)
         if input_size % self.patch_size[0] or input_size % self.patch_size[1]:
-            raise ValueError(f"input_size {input_size} is not a multiple of the patch size {self.patch_size} of {model_name}")
+            raise ValueError(
+                f"input_size {input_size} is not a multiple of the patch size {self.patch_size} of {model_name}"
+            )
         self.feature_dim = int(self.backbone.embed_dim)
         self.num_prefix_tokens = int(self.backbone.num_prefix_tokens)
         cfg = self.backbone.pretrained_cfg
-        self.register_buffer("pixel_mean", torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406))).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(cfg.get("std", (0.229, 0.224, 0.225))).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "pixel_mean",
+            torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406))).view(1, 3, 1, 1),
+            persistent=False,
+        )
+        self.register_buffer(
+            "pixel_std",
+            torch.tensor(cfg.get("std", (0.229, 0.224, 0.225))).view(1, 3, 1, 1),
+            persistent=False,
+        )
         self.requires_grad_(False)
         self.eval()
 
@@ -164,11 +185,15 @@ class Dinov2Extractor(DenseFeatureExtractor):
     def prepare(self, images: Tensor) -> Tensor:
         """``[B, 3, H, W]`` in ``[-1, 1]`` -> resized, ImageNet-normalised ``[B, 3, S, S]``."""
         if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"{self.name} expects images [B, 3, H, W] in [-1, 1], got {tuple(images.shape)}")
+            raise ValueError(
+                f"{self.name} expects images [B, 3, H, W] in [-1, 1], got {tuple(images.shape)}"
+            )
         pixels = (images.to(self.pixel_mean.dtype) + 1.0) / 2.0  # [B, 3, H, W] in [0, 1]
         if pixels.shape[-2:] != (self.input_size, self.input_size):
             size = (self.input_size, self.input_size)
-            pixels = F.interpolate(pixels, size=size, mode="bicubic", align_corners=False, antialias=True)
+            pixels = F.interpolate(
+                pixels, size=size, mode="bicubic", align_corners=False, antialias=True
+            )
             pixels = pixels.clamp(0.0, 1.0)  # [B, 3, S, S]
         return (pixels - self.pixel_mean) / self.pixel_std
 
@@ -177,13 +202,17 @@ class Dinov2Extractor(DenseFeatureExtractor):
         tokens = self.backbone.forward_features(self.prepare(images))  # [B, prefix + h*w, C]
         patch_tokens = tokens[:, self.num_prefix_tokens :]  # [B, h*w, C]
         height, width = self.grid_size()
-        return patch_tokens.reshape(tokens.shape[0], height, width, self.feature_dim)  # [B, h, w, C]
+        return patch_tokens.reshape(
+            tokens.shape[0], height, width, self.feature_dim
+        )  # [B, h, w, C]
 
     def forward(self, images: Tensor) -> Tensor:
         return self.backbone_grid(images)
 
 
-def resolve_denoiser_path(model_name: str, denoiser_checkpoint: str | None, denoiser_dir: str | None) -> Path | None:
+def resolve_denoiser_path(
+    model_name: str, denoiser_checkpoint: str | None, denoiser_dir: str | None
+) -> Path | None:
     """The checkpoint file: explicit path, else ``<denoiser_dir>/<model_name>.pth`` (tag optional)."""
     if denoiser_checkpoint:
         return Path(denoiser_checkpoint)
@@ -218,7 +247,10 @@ class DvtExtractor(Dinov2Extractor):
         if path is not None and (path.exists() or not allow_random_weights):
             self.denoiser = load_dvt_denoiser(path, expected_feature_dim=self.feature_dim)
         elif allow_random_weights:
-            log.warning("!!! RANDOM WEIGHTS !!! no DVT denoiser checkpoint (%s): using a random denoiser", path)
+            log.warning(
+                "!!! RANDOM WEIGHTS !!! no DVT denoiser checkpoint (%s): using a random denoiser",
+                path,
+            )
             self.denoiser = DvtDenoiser(feature_dim=self.feature_dim)
         else:
             raise ValueError(

@@ -35,7 +35,9 @@ class DvtDenoiser(nn.Module):
     def __init__(self, *, feature_dim: int, pos_grid: tuple[int, int] = PUBLISHED_POS_GRID) -> None:
         super().__init__()
         if feature_dim % 64 != 0:
-            raise ValueError(f"DVT denoiser width {feature_dim} is not a multiple of 64 (heads = C / 64)")
+            raise ValueError(
+                f"DVT denoiser width {feature_dim} is not a multiple of 64 (heads = C / 64)"
+            )
         self.feature_dim = feature_dim
         self.pos_grid = pos_grid
         self.pos_embed = nn.Parameter(torch.zeros(1, pos_grid[0] * pos_grid[1], feature_dim))
@@ -67,9 +69,14 @@ class DvtDenoiser(nn.Module):
                 f"DVT denoiser expects [B, h, w, {self.feature_dim}] features, got {tuple(features.shape)}"
             )
         batch, height, width, channels = features.shape
-        tokens = features.to(self.pos_embed.dtype).reshape(batch, height * width, channels)  # [B, h*w, C]
+        tokens = features.to(self.pos_embed.dtype).reshape(
+            batch, height * width, channels
+        )  # [B, h*w, C]
         pos_embed = resample_abs_pos_embed(
-            self.pos_embed, new_size=[height, width], old_size=list(self.pos_grid), num_prefix_tokens=0
+            self.pos_embed,
+            new_size=[height, width],
+            old_size=list(self.pos_grid),
+            num_prefix_tokens=0,
         )  # [1, h*w, C]
         tokens = self.denoiser(tokens + pos_embed)  # [B, h*w, C]
         return tokens.reshape(batch, height, width, channels)  # [B, h, w, C]
@@ -136,7 +143,9 @@ def load_dvt_denoiser(path: str | Path, *, expected_feature_dim: int | None = No
     feature_dim = int(pos_embed.shape[-1])
     side = math.isqrt(int(pos_embed.shape[1]))
     if side * side != pos_embed.shape[1]:
-        raise ValueError(f"DVT denoiser checkpoint {path}: pos_embed has {pos_embed.shape[1]} tokens, not a square grid")
+        raise ValueError(
+            f"DVT denoiser checkpoint {path}: pos_embed has {pos_embed.shape[1]} tokens, not a square grid"
+        )
     if expected_feature_dim is not None and feature_dim != expected_feature_dim:
         raise ValueError(
             f"DVT denoiser checkpoint {path} is for width {feature_dim} but the backbone has width "

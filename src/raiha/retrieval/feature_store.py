@@ -81,12 +81,16 @@ class FeatureStoreWriter:
         rebuild: bool = False,
     ) -> None:
         if not image_paths:
-            raise ValueError(f"feature store {path}: the gallery image list is empty; give at least one image")
+            raise ValueError(
+                f"feature store {path}: the gallery image list is empty; give at least one image"
+            )
         if shard_size < 1:
             raise ValueError(f"feature store {path}: shard_size must be >= 1, got {shard_size}")
         self.folder = Path(path)
         self.image_paths = [str(p) for p in image_paths]
-        self.key = json.loads(json.dumps({**key, "shard_size": shard_size, "image_count": len(image_paths)}))
+        self.key = json.loads(
+            json.dumps({**key, "shard_size": shard_size, "image_count": len(image_paths)})
+        )
         self.shard_size = shard_size
         num_shards = (len(self.image_paths) + shard_size - 1) // shard_size
         fresh = {
@@ -97,13 +101,20 @@ class FeatureStoreWriter:
         manifest_path = self.folder / MANIFEST
         self.manifest = fresh
         if manifest_path.exists():
-            existing = _read_manifest(self.folder)
+            try:
+                existing = _read_manifest(self.folder)
+            except ValueError:
+                if not rebuild:
+                    raise
+                existing = {}
             if existing.get("key") == self.key:
-                self.manifest = existing
+                self.manifest = existing  # same inputs: resume (or reuse when complete)
             elif rebuild:
                 remove_store_files(self.folder)
             else:
-                raise FeatureStoreMismatchError(_mismatch_message(self.folder, existing.get("key", {}), self.key))
+                raise FeatureStoreMismatchError(
+                    _mismatch_message(self.folder, existing.get("key", {}), self.key)
+                )
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(manifest_path, self.manifest)
 
@@ -131,7 +142,10 @@ class FeatureStoreWriter:
         content_np = _as_fp16(content)
         appearance_np = _as_fp16(appearance)
         patches = self.manifest["grid_size"][0] * self.manifest["grid_size"][1]
-        expected = [(len(kept_paths), patches, self.manifest["content_dim"]), (len(kept_paths), patches, self.manifest["appearance_dim"])]
+        expected = [
+            (len(kept_paths), patches, self.manifest["content_dim"]),
+            (len(kept_paths), patches, self.manifest["appearance_dim"]),
+        ]
         if [content_np.shape, appearance_np.shape] != [tuple(e) for e in expected]:
             raise ValueError(
                 f"feature store {self.folder} shard {shard}: got content {content_np.shape} and appearance "
@@ -157,11 +171,15 @@ def _as_fp16(array: Tensor | np.ndarray) -> np.ndarray:
 def _read_manifest(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST
     if not path.is_file():
-        raise FileNotFoundError(f"feature store {folder} has no {MANIFEST}; build it with build_feature_store")
+        raise FileNotFoundError(
+            f"feature store {folder} has no {MANIFEST}; build it with build_feature_store"
+        )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ValueError(f"feature store manifest {path} is not valid JSON ({error}); rebuild the store") from error
+        raise ValueError(
+            f"feature store manifest {path} is not valid JSON ({error}); rebuild the store"
+        ) from error
     if manifest.get("format") != STORE_FORMAT or manifest.get("version") != STORE_VERSION:
         raise ValueError(
             f"{path} is not a {STORE_FORMAT} v{STORE_VERSION} manifest (format {manifest.get('format')}, "
@@ -172,7 +190,9 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
 
 def _mismatch_message(folder: Path, existing: dict[str, Any], wanted: dict[str, Any]) -> str:
     fields = sorted(k for k in set(existing) | set(wanted) if existing.get(k) != wanted.get(k))
-    details = "; ".join(f"{k}: store has {existing.get(k)!r}, requested {wanted.get(k)!r}" for k in fields)
+    details = "; ".join(
+        f"{k}: store has {existing.get(k)!r}, requested {wanted.get(k)!r}" for k in fields
+    )
     return (
         f"feature store {folder} was built with other settings ({details}); pass rebuild=True to "
         f"replace it, or use another folder"
@@ -181,7 +201,11 @@ def _mismatch_message(folder: Path, existing: dict[str, Any], wanted: dict[str, 
 
 def remove_store_files(folder: Path) -> None:
     """Delete the manifest and shard files of a store (and nothing else in the folder)."""
-    for path in [folder / MANIFEST, *folder.glob("content_*.npy"), *folder.glob("appearance_*.npy")]:
+    for path in [
+        folder / MANIFEST,
+        *folder.glob("content_*.npy"),
+        *folder.glob("appearance_*.npy"),
+    ]:
         path.unlink(missing_ok=True)
 
 
@@ -243,16 +267,22 @@ class FeatureStore:
 
     def _array(self, kind: str, shard: int) -> np.ndarray:
         if (kind, shard) not in self._arrays:
-            self._arrays[(kind, shard)] = np.load(_shard_file(self.folder, kind, shard), mmap_mode="r")
+            self._arrays[(kind, shard)] = np.load(
+                _shard_file(self.folder, kind, shard), mmap_mode="r"
+            )
         return self._arrays[(kind, shard)]
 
     def _rows(self, kind: str, indices: Sequence[int]) -> Tensor:
         index_array = np.asarray(indices, dtype=np.int64)  # [n]
         if index_array.size and (index_array.min() < 0 or index_array.max() >= len(self)):
-            raise IndexError(f"feature store {self.folder} has {len(self)} images; asked for {indices}")
+            raise IndexError(
+                f"feature store {self.folder} has {len(self)} images; asked for {indices}"
+            )
         shard_of = np.searchsorted(self._shard_starts, index_array, side="right") - 1  # [n]
         dim = self.content_dim if kind == "content" else self.appearance_dim
-        out = np.empty((index_array.size, self.grid_size[0] * self.grid_size[1], dim), dtype=np.float16)
+        out = np.empty(
+            (index_array.size, self.grid_size[0] * self.grid_size[1], dim), dtype=np.float16
+        )
         for shard in np.unique(shard_of):
             selected = np.nonzero(shard_of == shard)[0]
             local = index_array[selected] - self._shard_starts[shard]

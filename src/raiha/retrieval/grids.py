@@ -8,7 +8,6 @@ with :func:`to_channels_first` / :func:`to_channels_last`.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -46,7 +45,9 @@ def mask_to_cells(mask: Tensor, grid_size: tuple[int, int]) -> Tensor:
         raise ValueError(f"mask must be [H, W], [1, H, W] or [B, 1, H, W], got {tuple(mask.shape)}")
     height, width = mask.shape[-2:]
     if height < grid_size[0] or width < grid_size[1]:
-        raise ValueError(f"mask {height}x{width} is smaller than the {grid_size[0]}x{grid_size[1]} grid")
+        raise ValueError(
+            f"mask {height}x{width} is smaller than the {grid_size[0]}x{grid_size[1]} grid"
+        )
     # adaptive pooling covers every pixel even when H is not a multiple of h
     cells = F.adaptive_max_pool2d((mask > 0).float(), grid_size) > 0  # [B, 1, h, w]
     cells = cells[:, 0]  # [B, h, w]

@@ -45,7 +45,9 @@ class HsvHistogramConfig:
         if self.hue_bins < 1 or self.saturation_bins < 1 or self.value_bins < 1:
             raise ValueError(f"HSV histogram bins must be >= 1, got {self}")
         if self.layout not in ("joint", "marginal"):
-            raise ValueError(f"HSV histogram layout must be 'joint' or 'marginal', got '{self.layout}'")
+            raise ValueError(
+                f"HSV histogram layout must be 'joint' or 'marginal', got '{self.layout}'"
+            )
         if not 0.0 <= self.grey_saturation <= 1.0:
             raise ValueError(f"grey_saturation must be in [0, 1], got {self.grey_saturation}")
 
@@ -70,7 +72,9 @@ def _linear_bin_weights(values: Tensor, bins: int, soft: bool) -> Tensor:
         return F.one_hot(position.round().long(), bins).permute(0, 3, 1, 2).to(values.dtype)
     lower = position.floor().clamp(max=bins - 2)
     upper_weight = position - lower  # [B, H, W] in [0, 1]
-    weights = torch.zeros(values.shape[0], bins, *values.shape[1:], dtype=values.dtype, device=values.device)
+    weights = torch.zeros(
+        values.shape[0], bins, *values.shape[1:], dtype=values.dtype, device=values.device
+    )
     weights.scatter_add_(1, lower.long()[:, None], (1.0 - upper_weight)[:, None])
     weights.scatter_add_(1, lower.long()[:, None] + 1, upper_weight[:, None])
     return weights  # [B, bins, H, W]
@@ -89,7 +93,9 @@ def _hue_bin_weights(hue: Tensor, saturation: Tensor, config: HsvHistogramConfig
         lower_index = position.round().long() % bins
         upper_index = lower_index
         upper_weight = torch.zeros_like(position)
-    weights = torch.zeros(hue.shape[0], bins + 1, *hue.shape[1:], dtype=hue.dtype, device=hue.device)
+    weights = torch.zeros(
+        hue.shape[0], bins + 1, *hue.shape[1:], dtype=hue.dtype, device=hue.device
+    )
     weights.scatter_add_(1, lower_index[:, None], (1.0 - upper_weight)[:, None])
     weights.scatter_add_(1, upper_index[:, None], upper_weight[:, None])
     if config.grey_saturation > 0:
@@ -116,13 +122,17 @@ def hsv_patch_histograms(
     """
     config = config or HsvHistogramConfig()
     if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"HSV histograms expect images [B, 3, H, W] in [-1, 1], got {tuple(images.shape)}")
+        raise ValueError(
+            f"HSV histograms expect images [B, 3, H, W] in [-1, 1], got {tuple(images.shape)}"
+        )
     if images.shape[-2] < grid_size[0] or images.shape[-1] < grid_size[1]:
         raise ValueError(f"image {tuple(images.shape[-2:])} is smaller than the {grid_size} grid")
     rgb = ((images.float() + 1.0) / 2.0).clamp(0.0, 1.0)  # [B, 3, H, W]
     hsv = rgb_to_hsv(rgb)  # [B, 3, H, W]: hue in radians, saturation and value in [0, 1]
     hue_weights = _hue_bin_weights(hsv[:, 0], hsv[:, 1], config)  # [B, Nh+1, H, W]
-    sat_weights = _linear_bin_weights(hsv[:, 1], config.saturation_bins, config.soft)  # [B, Ns, H, W]
+    sat_weights = _linear_bin_weights(
+        hsv[:, 1], config.saturation_bins, config.soft
+    )  # [B, Ns, H, W]
     val_weights = _linear_bin_weights(hsv[:, 2], config.value_bins, config.soft)  # [B, Nv, H, W]
     if config.layout == "marginal":
         per_pixel = torch.cat([hue_weights, sat_weights, val_weights], dim=1)  # [B, D, H, W]
@@ -133,7 +143,10 @@ def hsv_patch_histograms(
         sat_val = sat_val.reshape(batch, -1, height, width)  # [B, Ns*Nv, H, W]
         # one hue bin at a time keeps memory at Ns*Nv maps instead of D
         cells = torch.cat(
-            [F.adaptive_avg_pool2d(hue_weights[:, k : k + 1] * sat_val, grid_size) for k in range(hue_weights.shape[1])],
+            [
+                F.adaptive_avg_pool2d(hue_weights[:, k : k + 1] * sat_val, grid_size)
+                for k in range(hue_weights.shape[1])
+            ],
             dim=1,
         )  # [B, (Nh+1)*Ns*Nv, h, w], hue-major
     histograms = cells.permute(0, 2, 3, 1)  # [B, h, w, D]

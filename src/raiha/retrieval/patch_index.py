@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -39,6 +40,7 @@ from raiha.retrieval.search import (
     score_indices,
     select_refs,
 )
+from raiha.retrieval.spherical_kmeans import sample_patches, spherical_kmeans
 from raiha.utils.atomic_io import atomic_write
 
 ROUNDING_MARGIN = 1e-5  # added to every computed cosine in the filter (fp32 dot error is ~1e-6)
@@ -48,27 +50,12 @@ ROUNDING_MARGIN = 1e-5  # added to every computed cosine in the filter (fp32 dot
 class PatchIndexConfig:
     """Index size and k-means settings (more clusters: tighter radii, more postings)."""
 
-    content_clusters: int = 256
-    appearance_clusters: int = 64
+    content_clusters: int = 1024
+    appearance_clusters: int = 256
     kmeans_iterations: int = 10
     kmeans_sample: int = 65536
     block_size: int = 64
     seed: int = 0
-
-
-def spherical_kmeans(vectors: Tensor, clusters: int, iterations: int, generator: torch.Generator) -> Tensor:
-    """Unit centroids ``[K, D]`` of unit ``vectors`` ``[n, D]`` (max-cosine assignment)."""
-    clusters = min(clusters, vectors.shape[0])
-    centroids = vectors[torch.randperm(vectors.shape[0], generator=generator)[:clusters]].clone()  # [K, D]
-    for _ in range(iterations):
-        assignment = (vectors @ centroids.T).argmax(dim=1)  # [n]
-        sums = torch.zeros_like(centroids).index_add_(0, assignment, vectors)  # [K, D]
-        counts = torch.bincount(assignment, minlength=clusters)  # [K]
-        empty = counts == 0
-        if empty.any():  # re-seed empty clusters with random points
-            sums[empty] = vectors[torch.randint(vectors.shape[0], (int(empty.sum()),), generator=generator)]
-        centroids = F.normalize(sums, dim=-1)
-    return centroids
 
 
 def _angles(cosines: Tensor) -> Tensor:
@@ -91,7 +78,9 @@ class Postings:
         closest_angle = _angles(best_cos)  # [K] lower bound of min_i angle(q_i, mu_k)
         gap = (closest_angle[self.cluster_ids.long()] - self.radii.double()).clamp(min=0.0)  # [P]
         bounds = torch.full((num_images,), -math.inf, dtype=torch.float64)
-        bounds.scatter_reduce_(0, self.image_ids.long(), torch.cos(gap) + ROUNDING_MARGIN, reduce="amax")
+        bounds.scatter_reduce_(
+            0, self.image_ids.long(), torch.cos(gap) + ROUNDING_MARGIN, reduce="amax"
+        )
         return bounds  # [N]
 
     def images_within(self, query_rows: Tensor, threshold: float, num_images: int) -> Tensor:
@@ -104,67 +93,97 @@ class Postings:
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def _block_postings(centroids: Tensor, first_image: int, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _block_postings(
+    centroids: Tensor, first_image: int, rows: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
     """Postings ``(image_ids, cluster_ids, radii)`` of normalised rows ``[n, L, D]`` of images ``first_image...``."""
     nearest_cos, nearest = (rows @ centroids.T).max(dim=-1)  # [n, L], [n, L]
     angle = _angles(nearest_cos - ROUNDING_MARGIN).float()  # [n, L], rounded up
-    table = torch.full((rows.shape[0], centroids.shape[0]), -1.0)  # [n, K]: -1 = cluster absent
-    table.scatter_reduce_(1, nearest, angle, reduce="amax", include_self=True)
+    # the float32 cast must never round an angle down
+    angle = torch.nextafter(angle, torch.full_like(angle, math.inf))
+    table = torch.full((rows.shape[0], centroids.shape[0]), -1.0, device=rows.device)  # [n, K]
+    table.scatter_reduce_(1, nearest, angle, reduce="amax", include_self=True)  # -1: cluster absent
     image, cluster = torch.nonzero(table >= 0, as_tuple=True)  # [p], [p]
     cluster_dtype = torch.int16 if centroids.shape[0] < 2**15 else torch.int32
-    return (image + first_image).int(), cluster.to(cluster_dtype), table[image, cluster]
+    radii = table[image, cluster]
+    return (image + first_image).int().cpu(), cluster.to(cluster_dtype).cpu(), radii.cpu()
 
 
 class PatchIndex:
     """Content and appearance postings of a gallery; see the module docstring."""
 
-    def __init__(self, content: Postings, appearance: Postings, num_images: int, config: PatchIndexConfig) -> None:
+    def __init__(
+        self, content: Postings, appearance: Postings, num_images: int, config: PatchIndexConfig
+    ) -> None:
         self.content = content
         self.appearance = appearance
         self.num_images = num_images
         self.config = config
 
     @classmethod
-    def build(cls, gallery: GalleryFeatures, config: PatchIndexConfig | None = None) -> PatchIndex:
-        """Cluster a sample of patches, then scan the gallery once to write the postings."""
+    def build(
+        cls,
+        gallery: GalleryFeatures,
+        config: PatchIndexConfig | None = None,
+        *,
+        device: str | torch.device | None = None,
+    ) -> PatchIndex:
+        """Cluster a sample of patches, then scan the gallery once to write the postings.
+
+        Args:
+            gallery: the features to index.
+            config: index size and k-means settings.
+            device: where clustering and assignment run (a GPU speeds up large galleries).
+        """
         config = config or PatchIndexConfig()
+        device = torch.device(device or "cpu")
         generator = torch.Generator().manual_seed(config.seed)
-        count, patches = len(gallery), gallery.grid_size[0] * gallery.grid_size[1]
+        count = len(gallery)
         if count == 0:
             raise ValueError("cannot index an empty gallery")
-        sample_images = torch.randperm(count, generator=generator)[: max(1, math.ceil(2 * config.kmeans_sample / patches))]
-        sample_images = sample_images.sort().values.tolist()
-        centroids = []
-        for rows in (gallery.content_rows(sample_images), gallery.appearance_rows(sample_images)):
-            flat = F.normalize(rows.float().reshape(-1, rows.shape[-1]), dim=-1)  # [n*L, D]
-            flat = flat[torch.randperm(flat.shape[0], generator=generator)[: config.kmeans_sample]]
-            clusters = config.content_clusters if len(centroids) == 0 else config.appearance_clusters
-            centroids.append(spherical_kmeans(flat, clusters, config.kmeans_iterations, generator))
-        parts: list[list[tuple[Tensor, Tensor, Tensor]]] = [[], []]
+        readers = (gallery.content_rows, gallery.appearance_rows)
+        samples = sample_patches(gallery, config.kmeans_sample, config.block_size, generator)
+        cluster_counts = (config.content_clusters, config.appearance_clusters)
+        centroids = [
+            spherical_kmeans(sample.to(device), clusters, config.kmeans_iterations, generator)
+            for sample, clusters in zip(samples, cluster_counts)
+        ]
+        parts: tuple[list, list] = ([], [])
         for start in range(0, count, config.block_size):
             block = list(range(start, min(start + config.block_size, count)))
-            for kind, rows in enumerate((gallery.content_rows(block), gallery.appearance_rows(block))):
-                parts[kind].append(_block_postings(centroids[kind], start, F.normalize(rows.float(), dim=-1)))
+            for kind, read in enumerate(readers):
+                rows = F.normalize(read(block).to(device).float(), dim=-1)  # [n, L, D]
+                parts[kind].append(_block_postings(centroids[kind], start, rows))
         content, appearance = (
-            Postings(centroids[kind], *(torch.cat([p[field] for p in parts[kind]]) for field in range(3)))
+            Postings(
+                centroids[kind].cpu(), *(torch.cat([p[f] for p in parts[kind]]) for f in range(3))
+            )
             for kind in range(2)
         )
         return cls(content, appearance, count, config)
 
-    def filter(self, query: PreparedQuery, config: RetrievalConfig, paths: list[str] | None = None) -> tuple[Tensor, Tensor]:
+    def filter(
+        self, query: PreparedQuery, config: RetrievalConfig, paths: list[str] | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Candidates (ascending indices ``[n]``, a superset of the valid refs) and upper bounds ``[n]`` of their content scores."""
         low, _ = config.illumination_bounds
         content_bounds = self.content.upper_bounds(query.fg_content, self.num_images)  # [N]
         keep = content_bounds >= config.content_threshold
-        keep &= self.content.images_within(query.bg_content, config.content_threshold, self.num_images)
+        keep &= self.content.images_within(
+            query.bg_content, config.content_threshold, self.num_images
+        )
         keep &= self.appearance.images_within(query.bg_appearance, low, self.num_images)
         candidates = torch.nonzero(keep).flatten()  # [n]
         if paths is not None and query.exclude_paths:
-            allowed = [normalise_path(paths[i]) not in query.exclude_paths for i in candidates.tolist()]
+            allowed = [
+                normalise_path(paths[i]) not in query.exclude_paths for i in candidates.tolist()
+            ]
             candidates = candidates[torch.tensor(allowed, dtype=torch.bool)]
         return candidates, content_bounds[candidates]
 
-    def candidates(self, query: PreparedQuery, config: RetrievalConfig, paths: list[str] | None = None) -> Tensor:
+    def candidates(
+        self, query: PreparedQuery, config: RetrievalConfig, paths: list[str] | None = None
+    ) -> Tensor:
         """Sorted indices ``[n]`` of the images that may satisfy the rule (a superset of the valid ones)."""
         return self.filter(query, config, paths)[0]
 
@@ -186,17 +205,33 @@ class PatchIndex:
     @classmethod
     def load(cls, path: str | Path) -> PatchIndex:
         """Read an index written by :meth:`save`."""
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata()
         tensors = load_file(str(path))
-        parts = [Postings(*(tensors[f"{kind}.{n}"] for n in ("centroids", "image_ids", "cluster_ids", "radii"))) for kind in ("content", "appearance")]
-        return cls(parts[0], parts[1], int(metadata["num_images"]), PatchIndexConfig(**json.loads(metadata["config"])))
+        parts = [
+            Postings(
+                *(
+                    tensors[f"{kind}.{n}"]
+                    for n in ("centroids", "image_ids", "cluster_ids", "radii")
+                )
+            )
+            for kind in ("content", "appearance")
+        ]
+        return cls(
+            parts[0],
+            parts[1],
+            int(metadata["num_images"]),
+            PatchIndexConfig(**json.loads(metadata["config"])),
+        )
 
 
 def indexed_search(
-    query: RetrievalQuery, gallery: GalleryFeatures, index: PatchIndex, config: RetrievalConfig | None = None, *, block_size: int = 16
+    query: RetrievalQuery,
+    gallery: GalleryFeatures,
+    index: PatchIndex,
+    config: RetrievalConfig | None = None,
+    *,
+    block_size: int = 16,
 ) -> list[RetrievedRef]:
     """The rule through the index: filter candidates, score them exactly; equals :func:`brute_force_search`.
 
@@ -205,24 +240,49 @@ def indexed_search(
     """
     config = config or RetrievalConfig()
     if index.num_images != len(gallery):
-        raise ValueError(f"the index covers {index.num_images} images but the gallery has {len(gallery)}; rebuild the index")
+        raise ValueError(
+            f"the index covers {index.num_images} images but the gallery has {len(gallery)}; rebuild the index"
+        )
     prepared = prepare_query(query, gallery.grid_size)
     candidates, bounds = index.filter(prepared, config, gallery.image_paths)
     if config.max_refs is None:
-        content_scores, illumination_scores = score_indices(prepared, gallery, candidates.tolist(), config.content_threshold, block_size)
-        return select_refs(candidates, content_scores, illumination_scores, gallery.image_paths, config, prepared.exclude_paths)
+        content_scores, illumination_scores = score_indices(
+            prepared, gallery, candidates.tolist(), config.content_threshold, block_size
+        )
+        return select_refs(
+            candidates,
+            content_scores,
+            illumination_scores,
+            gallery.image_paths,
+            config,
+            prepared.exclude_paths,
+        )
     order = torch.argsort(bounds, descending=True, stable=True)
     candidates, bounds = candidates[order], bounds[order]  # best bound first
-    scored: tuple[list[Tensor], list[Tensor], list[Tensor]] = ([], [], [])  # indices, content, illumination
+    # scored so far: indices, content scores, illumination scores
+    scored: tuple[list[Tensor], list[Tensor], list[Tensor]] = ([], [], [])
     refs: list[RetrievedRef] = []
     for start in range(0, len(candidates), block_size):
         block = candidates[start : start + block_size]
-        content_scores, illumination_scores = score_indices(prepared, gallery, block.tolist(), config.content_threshold, block_size)
+        content_scores, illumination_scores = score_indices(
+            prepared, gallery, block.tolist(), config.content_threshold, block_size
+        )
         for part, values in zip(scored, (block, content_scores, illumination_scores)):
             part.append(values)
         indices, all_content, all_illumination = (torch.cat(part) for part in scored)
-        refs = select_refs(indices, all_content, all_illumination, gallery.image_paths, config, prepared.exclude_paths)
+        refs = select_refs(
+            indices,
+            all_content,
+            all_illumination,
+            gallery.image_paths,
+            config,
+            prepared.exclude_paths,
+        )
         next_start = start + block_size
-        if len(refs) == config.max_refs and next_start < len(candidates) and refs[-1].content_score > float(bounds[next_start]):
+        if (
+            len(refs) == config.max_refs
+            and next_start < len(candidates)
+            and refs[-1].content_score > float(bounds[next_start])
+        ):
             break
     return refs

@@ -25,7 +25,9 @@ def register_extractor(name: str) -> Callable[[ExtractorClass], ExtractorClass]:
 
     def decorate(cls: ExtractorClass) -> ExtractorClass:
         if name in _EXTRACTORS and _EXTRACTORS[name] is not cls:
-            raise ValueError(f"extractor name '{name}' is already registered by {_EXTRACTORS[name].__name__}")
+            raise ValueError(
+                f"extractor name '{name}' is already registered by {_EXTRACTORS[name].__name__}"
+            )
         cls.name = name  # type: ignore[attr-defined]
         _EXTRACTORS[name] = cls  # type: ignore[assignment]
         return cls

@@ -30,7 +30,10 @@ log = logging.getLogger(__name__)
 
 
 def feature_store_key(
-    extractor: DenseFeatureExtractor, hsv_config: HsvHistogramConfig, image_size: int, image_paths: Sequence[str]
+    extractor: DenseFeatureExtractor,
+    hsv_config: HsvHistogramConfig,
+    image_size: int,
+    image_paths: Sequence[str],
 ) -> dict[str, Any]:
     """What a store built from these inputs holds (compared on reopen and resume)."""
     return {
@@ -50,13 +53,18 @@ def load_gallery_image(path: Path, image_size: int) -> Tensor:
 
 @torch.inference_mode()
 def extract_features(
-    images: Tensor, extractor: DenseFeatureExtractor, hsv_config: HsvHistogramConfig, device: torch.device
+    images: Tensor,
+    extractor: DenseFeatureExtractor,
+    hsv_config: HsvHistogramConfig,
+    device: torch.device,
 ) -> tuple[Tensor, Tensor]:
     """Content ``[B, L, C]`` and appearance ``[B, L, D]`` (float16, CPU) of ``images`` ``[B, 3, S, S]``."""
     grid = extractor.grid_size(images.shape[-1])
     content = extractor(images.to(device))  # [B, h, w, C]
     if tuple(content.shape[1:3]) != grid:
-        raise ValueError(f"extractor {extractor.name} returned a {tuple(content.shape[1:3])} grid, expected {grid}")
+        raise ValueError(
+            f"extractor {extractor.name} returned a {tuple(content.shape[1:3])} grid, expected {grid}"
+        )
     appearance = hsv_patch_histograms(images, grid, hsv_config)  # [B, h, w, D]
     batch = images.shape[0]
     content = content.reshape(batch, grid[0] * grid[1], -1)  # [B, L, C]
@@ -100,7 +108,9 @@ def build_feature_store(
         progress: show a rich progress bar.
     """
     if not image_paths:
-        raise ValueError(f"feature store {path}: the gallery image list is empty; give at least one image")
+        raise ValueError(
+            f"feature store {path}: the gallery image list is empty; give at least one image"
+        )
     hsv_config = hsv_config or HsvHistogramConfig()
     if device is None:
         device = next(iter(extractor.parameters()), torch.empty(0)).device
@@ -119,8 +129,16 @@ def build_feature_store(
     root = Path(image_root) if image_root is not None else None
     pending = writer.pending_shards()
     done_images = len(image_paths) - sum(len(writer.shard_inputs(s)) for s in pending)
-    columns = (TextColumn("gallery features"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress) as bar, ThreadPoolExecutor(max(1, num_workers)) as pool:
+    columns = (
+        TextColumn("gallery features"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with (
+        Progress(*columns, disable=not progress) as bar,
+        ThreadPoolExecutor(max(1, num_workers)) as pool,
+    ):
         task = bar.add_task("features", total=len(image_paths), completed=done_images)
         for shard in pending:
             names = writer.shard_inputs(shard)
@@ -146,7 +164,9 @@ def build_feature_store(
                     kept.append(name)
                     images.append(image)
                 if images:
-                    content, appearance = extract_features(torch.stack(images), extractor, hsv_config, device)
+                    content, appearance = extract_features(
+                        torch.stack(images), extractor, hsv_config, device
+                    )
                     content_parts.append(content)
                     appearance_parts.append(appearance)
                 bar.advance(task, len(batch_names))
@@ -162,9 +182,15 @@ def build_feature_store(
             )
     store = writer.finish()
     if len(store) == 0:
-        raise ValueError(f"feature store {path}: none of the {len(image_paths)} gallery images could be read")
+        raise ValueError(
+            f"feature store {path}: none of the {len(image_paths)} gallery images could be read"
+        )
     log.info(
-        "feature store %s: %d images (%d skipped), %d bytes per image", path, len(store), len(store.skipped), store.bytes_per_image
+        "feature store %s: %d images (%d skipped), %d bytes per image",
+        path,
+        len(store),
+        len(store.skipped),
+        store.bytes_per_image,
     )
     return store
 
