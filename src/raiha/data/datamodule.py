@@ -20,8 +20,12 @@ from torch.utils.data import DataLoader
 
 from raiha.data.errors import RaihaDataError
 from raiha.data.harmonization_dataset import HarmonizationDataset, default_subset_names
+from raiha.data.references.wiring import (
+    ReferenceArtifacts,
+    prepare_references,
+    wrap_with_references,
+)
 from raiha.data.resize_cache import build_resized_cache, cache_key
-from raiha.data.references.wiring import ReferenceArtifacts, prepare_references, wrap_with_references
 from raiha.data.split_lists import HarmonizationRecord, read_split
 
 log = logging.getLogger(__name__)
