@@ -212,8 +212,14 @@ class HarmonizationDataModule(L.LightningDataModule):
             self.train_set = wrap_with_references(self.train_set, artifacts, settings, "train", seed, training=True)
             if self.val_set is not None:
                 self.val_set = wrap_with_references(self.val_set, artifacts, settings, "train", seed, training=False)
+            match_masks = None
+            if self.hparams.source == "synthetic":
+                from raiha.data.synthetic.match_masks import MatchMaskProvider
+
+                match_masks = MatchMaskProvider(root, self.hparams.image_size)
             self.test_set = wrap_with_references(
-                self.test_set, artifacts, settings, "test", self.reference_eval_seed, training=False
+                self.test_set, artifacts, settings, "test", self.reference_eval_seed, training=False,
+                match_masks=match_masks,
             )
         log.info(
             "data %s at %s: train %d, val %d, test %d, subsets %s, references %s",

@@ -13,6 +13,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from raiha.metrics.attention_accuracy import AttentionOnMatch
 from raiha.metrics.harmonization_metric import HarmonizationMetrics
 from raiha.models.harmonizer_output import HarmonizerOutput, paste_foreground
 from raiha.models.loss import foreground_normalized_mse
@@ -94,6 +95,7 @@ class HarmonizationModule(L.LightningModule):
         self.val_metrics = HarmonizationMetrics(**kwargs)
         self.test_metrics = HarmonizationMetrics(**kwargs)
         self.test_baseline_metrics = HarmonizationMetrics(**kwargs)
+        self.test_attention = AttentionOnMatch()
 
     # ------------------------------------------------------------------ steps
     def forward(self, batch: dict[str, Any], *, use_reference: bool) -> HarmonizerOutput:
@@ -148,7 +150,11 @@ class HarmonizationModule(L.LightningModule):
         self._log_results("val", results)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
-        pasted, output = self._predict_pasted(batch, self._evaluation_uses_reference(batch))
+        use_reference = self._evaluation_uses_reference(batch)
+        pasted, output = self._predict_pasted(batch, use_reference)
+        attention = output.attention
+        if use_reference and "reference_match" in batch and attention is not None and attention.weights is not None:
+            self.test_attention.update(attention.weights, attention.foreground_cells, batch["reference_match"])
         args = (batch["real"], batch["mask"], batch["subset_idx"], batch["index"])
         self.test_metrics.update(pasted, *args)
         self.test_baseline_metrics.update(batch["composite"], *args)
@@ -159,6 +165,10 @@ class HarmonizationModule(L.LightningModule):
             "composite": self.test_baseline_metrics.compute(),
             "model": self.test_metrics.compute(),
         }
+        if int(self.test_attention.count) > 0:
+            self.test_results["model"] = {**self.test_results["model"], "attention": self.test_attention.compute()}
+            self.log("test/attention_on_match", self.test_results["model"]["attention"]["attention_on_match"])
+        self.test_attention.reset()
         self.test_metrics.reset()
         self.test_baseline_metrics.reset()
         self._log_results("test", self.test_results["model"])

@@ -10,7 +10,7 @@ reproducible with any number of workers and a resumed run continues the same str
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,8 @@ class ReferenceDataset(Dataset[dict[str, Any]]):
     semantic: grids for SGF (None: no ``semantic`` keys in the samples).
     seed: the draw's seed (training seed, or the evaluation seed).
     crop_fraction, min_foreground_fraction, crop_tries: the augmented reference (SPEC 5).
+    match_masks: ``(composite_path, reference_path) -> [1, S, S] | None``, where the
+        reference shows the foreground's identity (ground truth, for attention scores).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class ReferenceDataset(Dataset[dict[str, Any]]):
         crop_fraction: float = 196 / 256,
         min_foreground_fraction: float = 0.5,
         crop_tries: int = 5,
+        match_masks: Callable[[str, str], torch.Tensor | None] | None = None,
     ) -> None:
         self.base = base
         self.reference_lists = dict(reference_lists or {})
@@ -67,6 +70,7 @@ class ReferenceDataset(Dataset[dict[str, Any]]):
         self.crop_fraction = crop_fraction
         self.min_foreground_fraction = min_foreground_fraction
         self.crop_tries = crop_tries
+        self.match_masks = match_masks
         self.subset_names = base.subset_names
 
     def set_epoch(self, epoch: int) -> None:
@@ -108,6 +112,9 @@ class ReferenceDataset(Dataset[dict[str, Any]]):
         item["reference_valid"] = source != "none"
         item["reference_source"] = SOURCE_CODES[source]
         item["reference_path"] = reference_path
+        if self.match_masks is not None:
+            match = self.match_masks(item["composite_path"], reference_path) if source == "retrieved" else None
+            item["reference_match"] = match if match is not None else torch.zeros_like(item["mask"])
         if self.semantic is not None:
             item["semantic"] = self.semantic.grid(item["composite_path"])  # [C, h, w]
             item["reference_semantic"] = self._reference_grid(source, reference_path, box)

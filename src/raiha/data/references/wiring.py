@@ -90,6 +90,7 @@ def wrap_with_references(
     seed: int,
     *,
     training: bool,
+    match_masks: Any = None,
 ) -> ReferenceDataset:
     """``dataset`` with references drawn from ``artifacts.lists[split]`` (plus the augmented one
     when ``training``; evaluation draws retrieved references only, as RAHarmony4 does)."""
@@ -103,4 +104,5 @@ def wrap_with_references(
         crop_fraction=float(settings.get("crop_fraction", 196 / 256)),
         min_foreground_fraction=float(settings.get("min_foreground_fraction", 0.5)),
         crop_tries=int(settings.get("crop_tries", 5)),
+        match_masks=match_masks,
     )
