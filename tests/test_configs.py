@@ -91,3 +91,28 @@ def test_wandb_goes_offline_without_a_key(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert wandb_should_run_offline() is False
     monkeypatch.setenv("WANDB_MODE", "offline")
     assert wandb_should_run_offline() is True
+
+
+def test_authors_generator_loads_from_config(tmp_path: Path, shared_data_dir: Path) -> None:
+    """model=rhnet_authors reads the authors' weights and reproduces their output."""
+    import torch
+
+    golden_path = shared_data_dir / "golden" / "authors_rhnet_w8.pt"
+    if not golden_path.is_file():
+        pytest.skip(f"{golden_path} is absent")
+    golden = torch.load(golden_path, map_location="cpu", weights_only=True)
+    weights = tmp_path / "latest_net_G.pth"
+    torch.save(golden["state_dict"], weights)
+    cfg = _compose(tmp_path, "train", ["model=rhnet_authors", f"model.net.path_or_state_dict={weights}"])
+    net = hydra.utils.instantiate(cfg.model).net.eval()
+    case = golden["cases"]["single"]
+    with torch.no_grad():
+        out = net(case["x"].float(), case["mask"].float(), case["dvt"].float()).image
+    torch.testing.assert_close(out, case["out"].float(), atol=1e-5, rtol=0)
+
+
+def test_rhnet_config_builds_the_authors_layout(tmp_path: Path) -> None:
+    cfg = _compose(tmp_path, "train", ["model=rhnet"])
+    net = hydra.utils.instantiate(cfg.model).net
+    assert type(net).__name__ == "RHNet"
+    assert sum(p.numel() for p in net.parameters()) == 11_460_271
