@@ -37,4 +37,14 @@ def report_results(
         rows["Composite"] = record["composite_baseline"]
     rows["Model"] = {"subsets": record["subsets"], "all": record["all"]}
     print_results_table(rows, subset_order=subset_order, title=title)
+    improvement = record.get("improvement_over_composite")
+    if improvement:
+        parts = [
+            f"{name}: MSE {100 * change['mse_rel_change']:+.1f}%, fMSE {100 * change['fmse_rel_change']:+.1f}%, "
+            f"PSNR {change['psnr_delta']:+.2f} dB"
+            for name, change in improvement.items()
+        ]
+        verdict = "yes" if all(change["beats_baseline"] for change in improvement.values()) else "NO"
+        print("model vs composite baseline: " + "; ".join(parts))
+        print(f"beats the composite baseline on every subset: {verdict}")
     return path
