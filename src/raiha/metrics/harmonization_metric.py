@@ -123,7 +123,9 @@ class HarmonizationMetrics(Metric):
 
     def _deduplicated_rows(self) -> dict[str, Tensor]:
         """All rows as ``[N]`` tensors, one per distinct sample_index (the first kept)."""
-        if not self.sample_index or dim_zero_cat(self.sample_index).numel() == 0:
+        # A list of batches before syncing; one gathered tensor after a DDP sync.
+        state = self.sample_index
+        if (isinstance(state, list) and not state) or dim_zero_cat(state).numel() == 0:
             raise RuntimeError(
                 "HarmonizationMetrics has no images: call update() with at least one batch "
                 "before compute() (is the test dataloader empty?)"
