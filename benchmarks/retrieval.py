@@ -1,7 +1,8 @@
 """Benchmark: indexed vs brute-force retrieval on a synthetic gallery; prints ONE JSON line.
 
-    python benchmarks/retrieval.py --gallery 1000 --queries 50 --grid 32
-    python benchmarks/retrieval.py --gallery 10000 --grid 16 --brute-queries 3
+    python benchmarks/retrieval.py --gallery 1000 --queries 50 --grid 32 --compare-fp16
+    python benchmarks/retrieval.py --gallery 10000 --grid 32 --brute-queries 2
+    python benchmarks/retrieval.py --compression fp16   # uncompressed (default auto: pca_int8)
 
 The synthetic gallery imitates dense ViT features (documented in the JSON as ``data``):
 ``concepts`` unit prototypes sharing a common direction (weight ``shared``), each image
@@ -11,7 +12,10 @@ non-negative, peaked 108-bin "histograms", one tone per (concept, image lighting
 Queries are noisy copies of gallery images (that image is the excluded "own real image"),
 with a square foreground; each query also plants copies of one fg and one bg patch into
 3 other gallery images, so true matches exist. The store is a real on-disk FeatureStore
-(fp16 shards, memory-mapped); brute force scans it all, the index filters then verifies.
+(compressed as ``--compression`` says, memory-mapped); brute force scans it all, the index
+filters then verifies; both see the same stored features and compressed queries.
+``--compare-fp16`` also retrieves every query from the uncompressed fp16 features
+(regenerated on the fly, exact via an index) and reports how much the lists changed.
 """
 
 from __future__ import annotations
@@ -21,19 +25,30 @@ import json
 import resource
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from raiha.retrieval.compression import CompressionConfig, PcaFitter, resolve_compression
 from raiha.retrieval.feature_store import FeatureStore, FeatureStoreWriter
+from raiha.retrieval.gallery import GalleryFeatures
 from raiha.retrieval.patch_index import PatchIndex, PatchIndexConfig, indexed_search
 from raiha.retrieval.search import (
+    PreparedQuery,
     RetrievalConfig,
     RetrievalQuery,
+    RetrievedRef,
     brute_force_search,
     prepare_query,
+    query_for_gallery,
+    score_indices,
+    select_refs,
 )
+
+SHARD = 256
 
 
 class SyntheticWorld:
@@ -115,87 +130,235 @@ def make_queries(
     return queries, plants
 
 
+class WorldGallery:
+    """The gallery (with plants) as an fp16 store would hold it, generated on demand."""
+
+    def __init__(self, world: SyntheticWorld, plants: dict[int, list], count: int) -> None:
+        self.world, self.plants, self.count = world, plants, count
+        self.image_paths = [f"gallery/{i}.jpg" for i in range(count)]
+        self.grid_size = (world.args.grid, world.args.grid)
+        self._last: tuple[tuple[int, ...], torch.Tensor, torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def image(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Content ``[L, C]`` and appearance ``[L, D]`` (float32) with the planted patches."""
+        content, appearance = self.world.image(index)
+        for position, planted_content, planted_appearance in self.plants.get(index, []):
+            content[position], appearance[position] = planted_content, planted_appearance
+        return content, appearance
+
+    def rows(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 ``[n, L, C]`` and ``[n, L, D]``; the last block is cached (read twice)."""
+        key = tuple(int(i) for i in indices)
+        if self._last is None or self._last[0] != key:
+            images = [self.image(i) for i in key]
+            content = torch.stack([c for c, _ in images])  # [n, L, C]
+            self._last = (key, content, torch.stack([a for _, a in images]))
+        return self._last[1], self._last[2]
+
+    def content_rows(self, indices: Sequence[int]) -> torch.Tensor:
+        return self.rows(indices)[0].half()
+
+    def appearance_rows(self, indices: Sequence[int]) -> torch.Tensor:
+        return self.rows(indices)[1].half()
+
+
 def build_store(
-    folder: Path, world: SyntheticWorld, plants: dict[int, list], args: argparse.Namespace
+    folder: Path, gallery: WorldGallery, args: argparse.Namespace, compression: CompressionConfig
 ) -> FeatureStore:
-    names = [f"gallery/{i}.jpg" for i in range(args.gallery)]
-    key = {"synthetic": vars(args)}
+    key = {"synthetic": {k: v for k, v in vars(args).items() if k != "store"}}
     writer = FeatureStoreWriter(
-        folder,
-        key=key,
-        image_paths=names,
-        grid_size=(args.grid, args.grid),
-        content_dim=args.dim,
-        appearance_dim=args.hsv_dim,
-        shard_size=256,
-    )
+        folder, key=key, image_paths=gallery.image_paths, grid_size=gallery.grid_size,
+        content_dim=args.dim, appearance_dim=args.hsv_dim, shard_size=SHARD, compression=compression,
+    )  # fmt: skip
+    if writer.compressor is None:  # pca: fit on every cell of fit_images seeded images
+        fitter = PcaFitter(args.dim)
+        generator = torch.Generator().manual_seed(compression.seed)
+        picks = torch.randperm(args.gallery, generator=generator)[: compression.fit_images]
+        for index in picks.sort().values.tolist():
+            fitter.add(gallery.image(index)[0].half())  # the fp16 features an extractor returns
+        writer.set_compressor(fitter.compressor(compression))
     for shard in writer.pending_shards():
-        indices = range(shard * 256, min((shard + 1) * 256, args.gallery))
-        contents, appearances = [], []
-        for index in indices:
-            content, appearance = world.image(index)
-            for position, planted_content, planted_appearance in plants.get(index, []):
-                content[position], appearance[position] = planted_content, planted_appearance
-            contents.append(content)
-            appearances.append(appearance)
-        writer.write_shard(
-            shard, torch.stack(contents), torch.stack(appearances), [names[i] for i in indices]
-        )
+        indices = range(shard * SHARD, min((shard + 1) * SHARD, args.gallery))
+        content, appearance = gallery.rows(indices)
+        writer.write_shard(shard, content.half(), appearance.half(), writer.shard_inputs(shard))
     return writer.finish()
+
+
+COMPARED = {  # the paper's rule and the two "inconsistent illumination" ablations
+    "paper": RetrievalConfig(),
+    "illumination_0.7_0.8": RetrievalConfig(illumination_range=(0.7, 0.8)),
+    "illumination_0.8_0.9": RetrievalConfig(illumination_range=(0.8, 0.9)),
+}
+
+
+def compared_lists(
+    gallery: GalleryFeatures, index: PatchIndex, queries: list[RetrievalQuery]
+) -> tuple[dict[str, list[list[RetrievedRef]]], list[PreparedQuery]]:
+    """Exact lists of every query under each ``COMPARED`` rule (the union of their candidates
+    is scored once; every rule gates with eps_c = 0.7), and the prepared queries."""
+    lists: dict[str, list[list[RetrievedRef]]] = {name: [] for name in COMPARED}
+    prepared_queries = []
+    for query in queries:
+        prepared = prepare_query(query_for_gallery(query, gallery), gallery.grid_size)
+        parts = [index.filter(prepared, rule, gallery.image_paths)[0] for rule in COMPARED.values()]
+        candidates = torch.unique(torch.cat(parts))  # [n] ascending
+        content, illumination = score_indices(prepared, gallery, candidates.tolist(), 0.7)
+        for name, rule in COMPARED.items():
+            lists[name].append(
+                select_refs(
+                    candidates,
+                    content,
+                    illumination,
+                    gallery.image_paths,
+                    rule,
+                    prepared.exclude_paths,
+                )  # fmt: skip
+            )
+        prepared_queries.append(prepared)
+    return lists, prepared_queries
+
+
+def list_changes(compressed: list[list[RetrievedRef]], exact: list[list[RetrievedRef]]) -> dict:
+    """Jaccard, recall and precision of the compressed reference lists against the fp16 ones."""
+    sets = [({r.index for r in a}, {r.index for r in b}) for a, b in zip(compressed, exact)]
+    jaccards = [len(a & b) / len(a | b) if a | b else 1.0 for a, b in sets]
+    count = max(1, len(exact))
+    return {
+        "mean_jaccard": round(sum(jaccards) / count, 4),
+        "min_jaccard": round(min(jaccards, default=1.0), 4),
+        "identical_sets": round(sum(j == 1.0 for j in jaccards) / count, 4),
+        "identical_ranked_lists": round(
+            sum([r.index for r in a] == [r.index for r in b] for a, b in zip(compressed, exact))
+            / count,
+            4,
+        ),
+        "recall_of_fp16_refs": round(
+            sum(len(a & b) for a, b in sets) / max(1, sum(len(b) for _, b in sets)), 4
+        ),
+        "precision_vs_fp16": round(
+            sum(len(a & b) for a, b in sets) / max(1, sum(len(a) for a, _ in sets)), 4
+        ),
+        "fp16_refs_per_query": round(sum(len(b) for _, b in sets) / count, 2),
+        "compressed_refs_per_query": round(sum(len(a) for a, _ in sets) / count, 2),
+    }
+
+
+def score_changes(
+    spaces: list[tuple[GalleryFeatures, list[PreparedQuery]]], lists: list[dict[str, list]]
+) -> dict:
+    """Max and mean |score change| (compressed - fp16) over the images listed in either space."""
+    content_diffs, illumination_diffs = [], []
+    for query in range(len(spaces[0][1])):
+        images = sorted(
+            {r.index for found in lists for rule in found.values() for r in rule[query]}
+        )
+        if not images:
+            continue
+        (content_a, illumination_a), (content_b, illumination_b) = (
+            score_indices(prepared[query], gallery, images, 0.7) for gallery, prepared in spaces
+        )
+        content_diffs.append((content_a - content_b).abs())
+        finite = illumination_a.isfinite() & illumination_b.isfinite()
+        illumination_diffs.append((illumination_a - illumination_b)[finite].abs())
+    content, illumination = (
+        torch.cat(content_diffs or [torch.zeros(1)]),
+        torch.cat(illumination_diffs or [torch.zeros(1)]),
+    )
+    return {
+        "images": int(content.numel()),
+        "content_score_abs_diff_mean": round(float(content.mean()), 4),
+        "content_score_abs_diff_max": round(float(content.max()), 4),
+        "illumination_score_abs_diff_mean": round(
+            float(illumination.mean()) if illumination.numel() else 0.0, 4
+        ),
+        "illumination_score_abs_diff_max": round(
+            float(illumination.max()) if illumination.numel() else 0.0, 4
+        ),
+    }
+
+
+def compare_with_fp16(
+    store: FeatureStore, index: PatchIndex, world: WorldGallery, index_config: PatchIndexConfig,
+    queries: list[RetrievalQuery],
+) -> dict:  # fmt: skip
+    """How much compression changes the lists and scores, per ``COMPARED`` rule."""
+    start = time.perf_counter()
+    compressed, compressed_prepared = compared_lists(store, index, queries)
+    exact, exact_prepared = compared_lists(world, PatchIndex.build(world, index_config), queries)
+    result: dict = {name: list_changes(compressed[name], exact[name]) for name in COMPARED}
+    result["scores"] = score_changes(
+        [(store, compressed_prepared), (world, exact_prepared)], [compressed, exact]
+    )
+    result["queries"], result["seconds"] = len(queries), round(time.perf_counter() - start, 1)
+    return result
+
+
+def folder_bytes(folder: Path, pattern: str) -> int:
+    return sum(path.stat().st_size for path in folder.glob(pattern))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gallery", type=int, default=1000)
-    parser.add_argument("--queries", type=int, default=50)
-    parser.add_argument(
+    add = parser.add_argument
+    add("--gallery", type=int, default=1000)
+    add("--queries", type=int, default=50)
+    add(
         "--brute-queries",
         type=int,
         default=3,
         help="queries also run by brute force (timed, compared)",
     )
-    parser.add_argument("--grid", type=int, default=32)
-    parser.add_argument("--dim", type=int, default=768)
-    parser.add_argument("--hsv-dim", type=int, default=108)
-    parser.add_argument("--concepts", type=int, default=512)
-    parser.add_argument("--concepts-per-image", type=int, default=6)
-    parser.add_argument("--tones", type=int, default=64)
-    parser.add_argument("--noise", type=float, default=0.6)
-    parser.add_argument("--shared", type=float, default=0.3)
-    parser.add_argument("--content-clusters", type=int, default=1024)
-    parser.add_argument("--appearance-clusters", type=int, default=256)
-    parser.add_argument(
-        "--max-refs", type=int, default=None, help="per-query cap (best-first early stop)"
-    )
-    parser.add_argument(
-        "--store", type=Path, default=None, help="store folder (default: a temporary one)"
-    )
-    parser.add_argument("--seed", type=int, default=0)
+    add("--grid", type=int, default=32)
+    add("--dim", type=int, default=768)
+    add("--hsv-dim", type=int, default=108)
+    add("--concepts", type=int, default=512)
+    add("--concepts-per-image", type=int, default=6)
+    add("--tones", type=int, default=64)
+    add("--noise", type=float, default=0.6)
+    add("--shared", type=float, default=0.3)
+    add("--content-clusters", type=int, default=1024)
+    add("--appearance-clusters", type=int, default=256)
+    add("--max-refs", type=int, default=None, help="per-query cap (best-first early stop)")
+    add("--compression", default="auto", help="auto, fp16, pca_int8 or random_int8, optionally :k")
+    add("--compressed-dim", type=int, default=None, help="k (overrides ':k' of --compression)")
+    add("--fit-images", type=int, default=256, help="pca_int8: images fitting the projection")
+    add("--compare-fp16", action="store_true", help="also retrieve from fp16 features, compare")
+    add("--store", type=Path, default=None, help="store folder (default: a temporary one)")
+    add("--seed", type=int, default=0)
+    add("--threads", type=int, default=1, help="torch threads (1: steady timings on shared CPUs)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    grid = (args.grid, args.grid)
+    compression = resolve_compression(args.compression, grid, args.dim, args.hsv_dim)
+    compression = replace(compression, fit_images=args.fit_images)
+    if args.compressed_dim is not None:
+        compression = replace(compression, content_dim=args.compressed_dim)
 
     world = SyntheticWorld(args)
     queries, plants = make_queries(world, args)
+    gallery = WorldGallery(world, plants, args.gallery)
+    index_config = PatchIndexConfig(
+        content_clusters=args.content_clusters, appearance_clusters=args.appearance_clusters
+    )
+    config = RetrievalConfig(max_refs=args.max_refs)
     with tempfile.TemporaryDirectory(prefix="raiha-retrieval-bench-") as tmp:
         start = time.perf_counter()
-        store = build_store(args.store or Path(tmp) / "store", world, plants, args)
+        store = build_store(args.store or Path(tmp) / "store", gallery, args, compression)
         store_s = time.perf_counter() - start
+        disk_bytes = folder_bytes(store.folder, "*_0*.npy")
         start = time.perf_counter()
-        index = PatchIndex.build(
-            store,
-            PatchIndexConfig(
-                content_clusters=args.content_clusters, appearance_clusters=args.appearance_clusters
-            ),
-        )
+        index = PatchIndex.build(store, index_config)
         index_s = time.perf_counter() - start
-        config = RetrievalConfig(max_refs=args.max_refs)
 
         indexed, filter_s, candidate_counts = [], 0.0, []
         start = time.perf_counter()
         for query in queries:
             tick = time.perf_counter()
-            candidate_counts.append(
-                len(index.candidates(prepare_query(query), config, store.image_paths))
-            )
+            prepared = prepare_query(store.compress_query(query))
+            candidate_counts.append(len(index.candidates(prepared, config, store.image_paths)))
             filter_s += time.perf_counter() - tick
             indexed.append(indexed_search(query, store, index, config))
         indexed_s = (
@@ -206,6 +369,9 @@ def main() -> None:
             brute_force_search(query, store, config) for query in queries[: args.brute_queries]
         ]
         brute_s = time.perf_counter() - start
+        comparison = None
+        if args.compare_fp16 and compression.quantises:
+            comparison = compare_with_fp16(store, index, gallery, index_config, queries)
 
     count = len(queries)
     indexed_ms = 1000 * indexed_s / count
@@ -222,6 +388,8 @@ def main() -> None:
         "grid": [args.grid, args.grid],
         "content_dim": args.dim,
         "appearance_dim": args.hsv_dim,
+        "compression": compression.to_dict(),
+        "stored_content_dim": store.content_dim,
         "indexed_ms_per_query": round(indexed_ms, 2),
         "indexed_filter_ms_per_query": round(1000 * filter_s / count, 2),
         "brute_force_ms_per_query": round(brute_ms, 2),
@@ -229,8 +397,13 @@ def main() -> None:
         "agreement": sum(a == b for a, b in zip(indexed, brute)) / max(1, len(brute)),
         "max_refs": args.max_refs,
         "candidate_fraction": round(sum(candidate_counts) / (count * args.gallery), 4),
+        "verify_ms_per_candidate": round(verify_ms * count / max(1, sum(candidate_counts)), 3),
+        "brute_force_ms_per_image": round(brute_ms / args.gallery, 3),
         "refs_per_query": round(sum(len(r) for r in indexed) / count, 2),
         "store_bytes_per_image": store.bytes_per_image,
+        "store_disk_bytes_per_image": round(disk_bytes / args.gallery),
+        "basis_bytes": 0 if store.compressor.basis is None else store.compressor.basis.numel() * 4,
+        "pca_kept_energy": (store.manifest.get("basis") or {}).get("kept_energy"),
         "index_bytes_per_image": round(index.nbytes / args.gallery),
         "index_build_s": round(index_s, 1),
         "store_build_s": round(store_s, 1),
@@ -241,6 +414,8 @@ def main() -> None:
             for k in ("concepts", "concepts_per_image", "tones", "noise", "shared", "seed")
         },
     }
+    if comparison is not None:
+        result["vs_fp16"] = comparison
     if world.patches != 1024:
         brute_32 = brute_ms * scale**2
         indexed_32 = 1000 * filter_s / count * scale + verify_ms * scale**2

@@ -1,18 +1,25 @@
-"""On-disk gallery features: fp16 ``.npy`` shards plus a JSON manifest, resumable.
+"""On-disk gallery features: ``.npy`` shards plus a JSON manifest, resumable.
 
 Layout of a store folder::
 
-    manifest.json            key, grid, dims, shard size, and per finished shard the kept
-                             image paths and the skipped (unreadable) ones
-    content_00000.npy        [n, h*w, C] float16, memory-mapped when read
-    appearance_00000.npy     [n, h*w, D] float16
+    manifest.json            key, grid, dims, compression, shard size, and per finished
+                             shard the kept image paths and the skipped (unreadable) ones
+    compression_basis.safetensors   [k, C] projection (int8 methods only)
+    content_00000.npy        fp16: [n, h*w, C] float16; int8: [n, h*w, k] int8
+    content_scale_00000.npy  int8 only: [n, h*w] float32 per-cell scales
+    appearance_00000.npy     fp16: [n, h*w, D] float16; int8: [n, h*w, D] uint8
+    appearance_scale_00000.npy  int8 only: [n, h*w] float32
 
-Shard ``s`` covers input images ``[s * shard_size, (s + 1) * shard_size)``. Every shard
-file is written atomically and the manifest is rewritten (atomically) after each shard,
-so an interrupted build resumes at the first unfinished shard. The ``key`` (extractor
-name, config and weights fingerprint, HSV config, image size, hash of the image list,
-shard size) identifies what the store holds; a store with another key is refused unless
-``rebuild=True``. Store index ``i`` counts kept images only (skipped ones are absent).
+Arrays are memory-mapped when read and decoded by
+:class:`raiha.retrieval.compression.FeatureCompressor` (rows come back float16 for fp16
+stores, float32 otherwise). Shard ``s`` covers input images
+``[s * shard_size, (s + 1) * shard_size)``. Every file is written atomically and the
+manifest is rewritten (atomically) after each shard, so an interrupted build resumes at
+the first unfinished shard. The ``key`` (extractor name, config and weights fingerprint,
+HSV config, image size, hash of the image list, shard size, compression) identifies what
+the store holds; a store with another key is refused unless ``rebuild=True``. Store
+index ``i`` counts kept images only (skipped ones are absent). Queries must be compressed
+like the gallery (:meth:`FeatureStore.compress_query`; the search functions do it).
 """
 
 from __future__ import annotations
@@ -27,6 +34,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from raiha.retrieval.compression import (
+    BASIS_FILE,
+    CompressionConfig,
+    FeatureCompressor,
+    bytes_per_cell,
+    resolve_compression,
+)
+from raiha.retrieval.search import RetrievalQuery
 from raiha.utils.atomic_io import atomic_write, atomic_write_json
 
 STORE_FORMAT = "raiha-feature-store"
@@ -63,9 +78,12 @@ class FeatureStoreWriter:
         key: what the store holds (compared with an existing manifest).
         image_paths: the full input list (shards slice it).
         grid_size: ``(h, w)`` of both feature grids.
-        content_dim: C; appearance_dim: D.
+        content_dim: C (of the features given to :meth:`write_shard`); appearance_dim: D.
         shard_size: images per shard.
         rebuild: delete a store with another key instead of failing.
+        compression: how features are stored (default ``None``: fp16; ``"auto"``: see
+            :func:`~raiha.retrieval.compression.resolve_compression`); ``pca_int8`` needs
+            :meth:`set_compressor` with a fitted basis before the first shard.
     """
 
     def __init__(
@@ -79,6 +97,7 @@ class FeatureStoreWriter:
         appearance_dim: int,
         shard_size: int = 1024,
         rebuild: bool = False,
+        compression: CompressionConfig | str | None = None,
     ) -> None:
         if not image_paths:
             raise ValueError(
@@ -88,14 +107,23 @@ class FeatureStoreWriter:
             raise ValueError(f"feature store {path}: shard_size must be >= 1, got {shard_size}")
         self.folder = Path(path)
         self.image_paths = [str(p) for p in image_paths]
-        self.key = json.loads(
-            json.dumps({**key, "shard_size": shard_size, "image_count": len(image_paths)})
-        )
+        self.compression = resolve_compression(compression, grid_size, content_dim, appearance_dim)
+        stored = self.compression.to_dict()
+        if key.get("compression", stored) != stored:
+            raise ValueError(
+                f"feature store {path}: the key says compression {key['compression']} but the "
+                f"writer was given {stored}; pass the same compression to both"
+            )
+        full_key = {**key, "shard_size": shard_size, "image_count": len(image_paths)}
+        self.key = json.loads(json.dumps({**full_key, "compression": stored}))  # tuples -> lists
         self.shard_size = shard_size
+        self.source_content_dim = content_dim
         num_shards = (len(self.image_paths) + shard_size - 1) // shard_size
+        stored_dim = self.compression.stored_dim(content_dim)
         fresh = {
             "format": STORE_FORMAT, "version": STORE_VERSION, "key": self.key,
-            "grid_size": list(grid_size), "content_dim": content_dim, "appearance_dim": appearance_dim,
+            "grid_size": list(grid_size), "content_dim": stored_dim, "appearance_dim": appearance_dim,
+            "source_content_dim": content_dim, "compression": stored, "basis": None,
             "shard_size": shard_size, "num_shards": num_shards, "shards": {}, "complete": False,
         }  # fmt: skip
         manifest_path = self.folder / MANIFEST
@@ -117,6 +145,29 @@ class FeatureStoreWriter:
                 )
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(manifest_path, self.manifest)
+        self.compressor: FeatureCompressor | None = None
+        if self.manifest.get("basis") or not self.compression.projects(content_dim):
+            self.compressor = _load_compressor(self.folder, self.manifest)
+        elif self.compression.method == "random_int8":
+            self.set_compressor(FeatureCompressor(self.compression, content_dim))
+
+    def set_compressor(self, compressor: FeatureCompressor) -> None:
+        """Record the (fitted) compressor: its basis is saved before any shard is written."""
+        if self.compressor is not None:
+            raise ValueError(f"feature store {self.folder} already has its compression basis")
+        if compressor.config.to_dict() != self.key["compression"] or (
+            compressor.source_dim != self.source_content_dim
+        ):
+            raise ValueError(
+                f"feature store {self.folder}: compressor {compressor.config.to_dict()} for "
+                f"{compressor.source_dim} dims does not match the store's {self.key['compression']} "
+                f"for {self.source_content_dim} dims"
+            )
+        compressor.save(self.folder / BASIS_FILE)
+        record = {"file": BASIS_FILE, "sha256": compressor.fingerprint, **compressor.fit_info}
+        self.manifest["basis"] = record
+        atomic_write_json(self.folder / MANIFEST, self.manifest)
+        self.compressor = compressor
 
     @property
     def num_shards(self) -> int:
@@ -138,21 +189,27 @@ class FeatureStoreWriter:
         kept_paths: Sequence[str],
         skipped: Sequence[dict[str, str]] = (),
     ) -> None:
-        """Store ``content`` ``[n, L, C]`` and ``appearance`` ``[n, L, D]`` of the kept images of ``shard``."""
-        content_np = _as_fp16(content)
-        appearance_np = _as_fp16(appearance)
+        """Compress and store ``content`` ``[n, L, C]`` and ``appearance`` ``[n, L, D]`` of the kept images of ``shard``."""
+        content_t, appearance_t = torch.as_tensor(content), torch.as_tensor(appearance)
         patches = self.manifest["grid_size"][0] * self.manifest["grid_size"][1]
         expected = [
-            (len(kept_paths), patches, self.manifest["content_dim"]),
+            (len(kept_paths), patches, self.source_content_dim),
             (len(kept_paths), patches, self.manifest["appearance_dim"]),
         ]
-        if [content_np.shape, appearance_np.shape] != [tuple(e) for e in expected]:
+        if [tuple(content_t.shape), tuple(appearance_t.shape)] != expected:
             raise ValueError(
-                f"feature store {self.folder} shard {shard}: got content {content_np.shape} and appearance "
-                f"{appearance_np.shape}, expected {expected[0]} and {expected[1]}"
+                f"feature store {self.folder} shard {shard}: got content {tuple(content_t.shape)} and "
+                f"appearance {tuple(appearance_t.shape)}, expected {expected[0]} and {expected[1]}"
             )
-        _save_npy(_shard_file(self.folder, "content", shard), content_np)
-        _save_npy(_shard_file(self.folder, "appearance", shard), appearance_np)
+        if self.compressor is None:
+            raise ValueError(
+                f"feature store {self.folder}: the {self.compression.method} basis is not fitted yet; "
+                f"call set_compressor before write_shard (build_feature_store does)"
+            )
+        for kind, array in self.compressor.encode(
+            content_t.detach().cpu(), appearance_t.detach().cpu()
+        ).items():
+            _save_npy(_shard_file(self.folder, kind, shard), array)
         self.manifest["shards"][str(shard)] = {"paths": list(kept_paths), "skipped": list(skipped)}
         self.manifest["complete"] = not self.pending_shards()
         atomic_write_json(self.folder / MANIFEST, self.manifest)
@@ -162,10 +219,20 @@ class FeatureStoreWriter:
         return FeatureStore.open(self.folder)
 
 
-def _as_fp16(array: Tensor | np.ndarray) -> np.ndarray:
-    if isinstance(array, Tensor):
-        array = array.detach().cpu().to(torch.float16).numpy()
-    return np.ascontiguousarray(array, dtype=np.float16)
+def _load_compressor(folder: Path, manifest: dict[str, Any]) -> FeatureCompressor:
+    """The compressor a manifest records (stores from before compression are fp16)."""
+    config = CompressionConfig.parse(manifest.get("compression", {"method": "fp16"}))
+    source_dim = int(manifest.get("source_content_dim", manifest["content_dim"]))
+    if not config.projects(source_dim):
+        return FeatureCompressor(config, source_dim)
+    basis = manifest.get("basis") or {}
+    compressor = FeatureCompressor.load(folder / basis.get("file", BASIS_FILE), config, source_dim)
+    if compressor.fingerprint != basis.get("sha256"):
+        raise ValueError(
+            f"feature store {folder}: {BASIS_FILE} does not match the manifest's sha256 "
+            f"(modified or from another store); rebuild the store (rebuild=True)"
+        )
+    return compressor
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
@@ -203,6 +270,7 @@ def remove_store_files(folder: Path) -> None:
     """Delete the manifest and shard files of a store (and nothing else in the folder)."""
     for path in [
         folder / MANIFEST,
+        folder / BASIS_FILE,
         *folder.glob("content_*.npy"),
         *folder.glob("appearance_*.npy"),
     ]:
@@ -222,6 +290,7 @@ class FeatureStore:
         counts = np.array([len(shard["paths"]) for shard in shards], dtype=np.int64)
         self._shard_starts = np.concatenate([[0], np.cumsum(counts)])  # [num_shards + 1]
         self._arrays: dict[tuple[str, int], np.ndarray] = {}
+        self.compressor = _load_compressor(folder, manifest)
 
     @classmethod
     def open(cls, path: str | Path, *, expected_key: dict[str, Any] | None = None) -> FeatureStore:
@@ -258,9 +327,23 @@ class FeatureStore:
         return int(self.manifest["appearance_dim"])
 
     @property
+    def source_content_dim(self) -> int:
+        """C of the extractor (``content_dim`` is the stored, possibly projected, k)."""
+        return int(self.manifest.get("source_content_dim", self.content_dim))
+
+    @property
+    def compression(self) -> CompressionConfig:
+        return self.compressor.config
+
+    @property
     def bytes_per_image(self) -> int:
-        """Stored bytes of one image's features (fp16 content + appearance)."""
-        return 2 * self.grid_size[0] * self.grid_size[1] * (self.content_dim + self.appearance_dim)
+        """Stored bytes of one image's features (content + appearance, codes and scales)."""
+        cell = bytes_per_cell(self.compression, self.source_content_dim, self.appearance_dim)
+        return self.grid_size[0] * self.grid_size[1] * cell
+
+    def compress_query(self, query: RetrievalQuery) -> RetrievalQuery:
+        """The query projected and quantised as the gallery is (unchanged for fp16 stores)."""
+        return self.compressor.compress_query(query)
 
     def __len__(self) -> int:
         return len(self._image_paths)
@@ -279,15 +362,16 @@ class FeatureStore:
                 f"feature store {self.folder} has {len(self)} images; asked for {indices}"
             )
         shard_of = np.searchsorted(self._shard_starts, index_array, side="right") - 1  # [n]
-        dim = self.content_dim if kind == "content" else self.appearance_dim
-        out = np.empty(
-            (index_array.size, self.grid_size[0] * self.grid_size[1], dim), dtype=np.float16
-        )
-        for shard in np.unique(shard_of):
-            selected = np.nonzero(shard_of == shard)[0]
-            local = index_array[selected] - self._shard_starts[shard]
-            out[selected] = self._array(kind, int(shard))[local]
-        return torch.from_numpy(out)  # [n, L, dim] float16
+        raw: dict[str, np.ndarray] = {}
+        for file_kind in (k for k in self.compressor.kinds if k in (kind, f"{kind}_scale")):
+            template = self._array(file_kind, 0)  # [n_0, L, dim] or [n_0, L]
+            out = np.empty((index_array.size, *template.shape[1:]), dtype=template.dtype)
+            for shard in np.unique(shard_of):
+                selected = np.nonzero(shard_of == shard)[0]
+                local = index_array[selected] - self._shard_starts[shard]
+                out[selected] = self._array(file_kind, int(shard))[local]
+            raw[file_kind] = out
+        return self.compressor.decode(kind, raw)  # [n, L, dim]
 
     def content_rows(self, indices: Sequence[int]) -> Tensor:
         return self._rows("content", indices)
@@ -296,11 +380,11 @@ class FeatureStore:
         return self._rows("appearance", indices)
 
     def content(self, index: int) -> Tensor:
-        """``[h*w, C]`` float16 content features of image ``index``."""
+        """``[h*w, content_dim]`` content features of image ``index`` (decoded)."""
         return self.content_rows([index])[0]
 
     def appearance(self, index: int) -> Tensor:
-        """``[h*w, D]`` float16 HSV histograms of image ``index``."""
+        """``[h*w, D]`` HSV histograms of image ``index`` (decoded)."""
         return self.appearance_rows([index])[0]
 
     def iter_blocks(self, block_size: int) -> Iterator[tuple[range, Tensor, Tensor]]:

@@ -37,6 +37,7 @@ from raiha.retrieval.search import (
     RetrievedRef,
     normalise_path,
     prepare_query,
+    query_for_gallery,
     score_indices,
     select_refs,
 )
@@ -243,7 +244,7 @@ def indexed_search(
         raise ValueError(
             f"the index covers {index.num_images} images but the gallery has {len(gallery)}; rebuild the index"
         )
-    prepared = prepare_query(query, gallery.grid_size)
+    prepared = prepare_query(query_for_gallery(query, gallery), gallery.grid_size)
     candidates, bounds = index.filter(prepared, config, gallery.image_paths)
     if config.max_refs is None:
         content_scores, illumination_scores = score_indices(

@@ -52,3 +52,4 @@ def create_extractor(name: str, **kwargs: Any) -> DenseFeatureExtractor:
 def _import_builtin_extractors() -> None:
     """Import the modules whose import registers the built-in extractors."""
     import raiha.retrieval.content_features  # noqa: F401
+    import raiha.retrieval.synthetic_extractor  # noqa: F401

@@ -111,6 +111,14 @@ def normalise_path(path: str) -> str:
     return PurePath(str(path)).as_posix()
 
 
+def query_for_gallery(query: RetrievalQuery, gallery: GalleryFeatures) -> RetrievalQuery:
+    """The query in the gallery's stored feature space: a gallery with ``compress_query``
+    (a compressed :class:`~raiha.retrieval.feature_store.FeatureStore`) projects and
+    quantises it like its own features; other galleries take it as it is."""
+    compress = getattr(gallery, "compress_query", None)
+    return query if compress is None else compress(query)
+
+
 def prepare_query(query: RetrievalQuery, grid_size: tuple[int, int] | None = None) -> PreparedQuery:
     """Split a query into fg/bg patch vectors, normalised in fp32; checks shapes."""
     content, appearance, fg_cells = query.content, query.appearance, query.fg_cells.bool()
@@ -234,7 +242,7 @@ def brute_force_search(
 ) -> list[RetrievedRef]:
     """The rule by an exact all-pairs scan of the whole gallery (reference implementation)."""
     config = config or RetrievalConfig()
-    prepared = prepare_query(query, gallery.grid_size)
+    prepared = prepare_query(query_for_gallery(query, gallery), gallery.grid_size)
     all_indices = torch.arange(len(gallery))
     content_scores, illumination_scores = score_indices(
         prepared, gallery, all_indices.tolist(), config.content_threshold, block_size

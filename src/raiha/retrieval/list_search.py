@@ -1,0 +1,223 @@
+"""Search every composite of a split and turn the results into reference-list entries.
+
+Three exact search paths give the same lists (``RetrievalSettings.search``):
+
+- ``brute_force``: :func:`raiha.retrieval.search.brute_force_search` (scores every image).
+- ``indexed``: :func:`raiha.retrieval.patch_index.indexed_search` (a patch index prunes
+  images first; for galleries too large for memory).
+- ``prefilter`` (:class:`ContentPrefilter`): the gallery's normalised content is held in
+  memory and one matrix product per query finds the images whose content score can
+  reach ``eps_c``; only those are scored exactly (the illumination clause is the costly
+  part and most images already fail the content clause). A margin of ``1e-4`` keeps the
+  candidates a superset of the valid references.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import Tensor
+
+from raiha.data.errors import RaihaDataError
+from raiha.data.image_io import load_mask
+from raiha.data.reference_lists import ReferenceEntry
+from raiha.data.split_lists import HarmonizationRecord
+from raiha.retrieval.content_features import DenseFeatureExtractor
+from raiha.retrieval.feature_store import FeatureStore
+from raiha.retrieval.grids import mask_to_cells
+from raiha.retrieval.patch_index import PatchIndex, indexed_search
+from raiha.retrieval.search import (
+    RetrievalConfig,
+    RetrievalQuery,
+    RetrievedRef,
+    brute_force_search,
+    prepare_query,
+    query_for_gallery,
+    score_indices,
+    select_refs,
+)
+from raiha.retrieval.settings import RetrievalSettings
+from raiha.retrieval.store_builder import extract_features, load_gallery_image
+
+log = logging.getLogger(__name__)
+
+PREFILTER_MARGIN = 1e-4  # candidates: content score >= eps_c - margin (fp32 error is ~1e-6)
+EMPTY_REASONS = ("no_valid_reference", "degenerate_mask", "unreadable")
+
+# (record, content [L, C] or None, appearance [L, D] or None)
+FeatureItem = tuple[HarmonizationRecord, Tensor | None, Tensor | None]
+
+
+class ContentPrefilter:
+    """The gallery's unit content vectors in memory, ``[N * L, C]`` float32."""
+
+    def __init__(self, gallery: FeatureStore, block_size: int = 256) -> None:
+        self.gallery = gallery
+        self.cells = gallery.grid_size[0] * gallery.grid_size[1]
+        blocks = [
+            F.normalize(
+                gallery.content_rows(range(s, min(s + block_size, len(gallery)))).float(), dim=-1
+            )
+            for s in range(0, len(gallery), block_size)
+        ]  # each [n, L, C]
+        self.content = torch.cat(blocks).reshape(len(gallery) * self.cells, -1)  # [N * L, C]
+
+    def search(self, query: RetrievalQuery, config: RetrievalConfig) -> list[RetrievedRef]:
+        """The rule's valid references, as :func:`brute_force_search` returns them."""
+        prepared = prepare_query(query_for_gallery(query, self.gallery), self.gallery.grid_size)
+        best = (prepared.fg_content @ self.content.T).amax(dim=0)  # [N * L]
+        best = best.reshape(len(self.gallery), self.cells).amax(dim=1)  # [N]
+        candidates = torch.nonzero(best >= config.content_threshold - PREFILTER_MARGIN).flatten()
+        if candidates.numel() == 0:
+            return []
+        content_scores, illumination_scores = score_indices(
+            prepared, self.gallery, candidates.tolist(), config.content_threshold
+        )
+        paths = self.gallery.image_paths
+        return select_refs(
+            candidates, content_scores, illumination_scores, paths, config, prepared.exclude_paths
+        )
+
+
+def stored_features(
+    records: Sequence[HarmonizationRecord], store: FeatureStore
+) -> Iterator[FeatureItem]:
+    """The composites' grids from their store (None for composites the store skipped)."""
+    position = {path: index for index, path in enumerate(store.image_paths)}
+    for record in records:
+        index = position.get(record.composite)
+        if index is None:
+            yield record, None, None
+        else:
+            yield record, store.content(index), store.appearance(index)
+
+
+def extracted_features(
+    records: Sequence[HarmonizationRecord],
+    extractor: DenseFeatureExtractor,
+    root: Path,
+    settings: RetrievalSettings,
+) -> Iterator[FeatureItem]:
+    """The composites' grids extracted batch by batch, without a store."""
+    device = torch.device(settings.device)
+    for start in range(0, len(records), settings.batch_size):
+        batch = records[start : start + settings.batch_size]
+        images: list[Tensor | None] = []
+        for record in batch:
+            try:
+                images.append(load_gallery_image(root / record.composite, settings.image_size))
+            except (RaihaDataError, OSError) as error:
+                if not settings.skip_unreadable:
+                    raise RaihaDataError(
+                        f"composite {root / record.composite} cannot be read ({error}); fix it, "
+                        "or set retrieval.skip_unreadable=true to write it with no references"
+                    ) from error
+                images.append(None)
+        readable = [image for image in images if image is not None]
+        if readable:
+            stacked = torch.stack(readable)  # [n, 3, S, S]
+            content, appearance = extract_features(stacked, extractor, settings.hsv, device)
+        row = 0
+        for record, image in zip(batch, images):
+            if image is None:
+                yield record, None, None
+                continue
+            yield record, content[row], appearance[row]
+            row += 1
+
+
+def _query_mask(record: HarmonizationRecord, root: Path, skip_unreadable: bool) -> Tensor | None:
+    """The composite's mask ``[H, W]`` (bool), or None when unreadable and skipping is allowed."""
+    try:
+        return torch.from_numpy(load_mask(root / record.mask))
+    except RaihaDataError:
+        if not skip_unreadable:
+            raise
+        log.warning(
+            "composite %s gets no references: mask %s is unreadable", record.composite, record.mask
+        )
+        return None
+
+
+def search_split(
+    split: str,
+    features: Iterator[FeatureItem],
+    total: int,
+    searcher: Any,
+    root: Path,
+    settings: RetrievalSettings,
+    progress: bool,
+) -> tuple[list[ReferenceEntry], dict[str, Any]]:
+    """Entries in list order and counts: ``composites``, ``empty`` (with reasons), ``refs``.
+
+    Args:
+        searcher: ``search(query, config) -> list[RetrievedRef]`` (see :func:`make_searcher`).
+    """
+    config = settings.retrieval_config()
+    height, width = searcher.grid_size
+    entries: list[ReferenceEntry] = []
+    counts: dict[str, Any] = {"composites": total, "empty": 0, **dict.fromkeys(EMPTY_REASONS, 0)}
+    columns = (
+        TextColumn(f"retrieval {split}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task(split, total=total)
+        for record, content, appearance in features:
+            refs: list[RetrievedRef] = []
+            mask = None if content is None else _query_mask(record, root, settings.skip_unreadable)
+            fg_cells = None if mask is None else mask_to_cells(mask, (height, width))  # [h, w]
+            if fg_cells is None:
+                reason: str | None = "unreadable"
+            elif not fg_cells.any() or fg_cells.all():
+                reason = "degenerate_mask"  # no foreground or no background cell on the grid
+            else:
+                query = RetrievalQuery(
+                    content=content.float().reshape(height, width, -1),  # [h, w, C]
+                    appearance=appearance.float().reshape(height, width, -1),  # [h, w, D]
+                    fg_cells=fg_cells,
+                    exclude_paths=(record.real,),
+                )
+                refs = searcher.search(query, config)
+                reason = None if refs else "no_valid_reference"
+            if reason is not None:
+                counts[reason] += 1
+                counts["empty"] += 1
+            scores = [[round(r.content_score, 4), round(r.illumination_score, 4)] for r in refs]
+            paths = [ref.path for ref in refs]
+            entries.append(ReferenceEntry(record.composite, record.mask, paths, {"scores": scores}))
+            bar.advance(task)
+    counts["refs"] = sum(len(entry.refs) for entry in entries)
+    counts["mean_refs"] = round(counts["refs"] / max(1, len(entries)), 3)
+    return entries, counts
+
+
+class _Searcher:
+    """``search(query, config)`` by one of the three methods, and the gallery grid."""
+
+    def __init__(self, gallery: FeatureStore, method: str, index: PatchIndex | None) -> None:
+        self.gallery, self.method, self.index = gallery, method, index
+        self.grid_size = gallery.grid_size
+        self.prefilter = ContentPrefilter(gallery) if method == "prefilter" else None
+
+    def search(self, query: RetrievalQuery, config: RetrievalConfig) -> list[RetrievedRef]:
+        if self.prefilter is not None:
+            return self.prefilter.search(query, config)
+        if self.index is not None:
+            return indexed_search(query, self.gallery, self.index, config)
+        return brute_force_search(query, self.gallery, config)
+
+
+def make_searcher(gallery: FeatureStore, method: str, index: PatchIndex | None = None) -> _Searcher:
+    """A searcher over ``gallery``: ``prefilter``, ``indexed`` (needs ``index``) or ``brute_force``."""
+    if method == "indexed" and index is None:
+        raise ValueError("indexed search needs the gallery's patch index")
+    return _Searcher(gallery, method, index if method == "indexed" else None)

@@ -1,0 +1,255 @@
+"""The whole retrieval job: iHarmony4-layout dataset -> feature stores -> RAHarmony4 lists.
+
+- Gallery: the unique real images of the ``train`` split (every list searches it).
+- Queries: the composites of the chosen splits; their content and HSV grids come from
+  the composite itself, their foreground cells from the mask (a cell touched by the mask
+  is foreground), and their own real image is never returned.
+- Search: the rule of :mod:`raiha.retrieval.search` (``eps_c``, ``eps_a`` or an
+  illumination range, ``max_refs``), by one of the exact paths of
+  :mod:`raiha.retrieval.list_search` (same lists).
+- Output: ``IHD_<split>.jsonl`` per split, ``{"input", "mask", "refs", "scores"}`` a line,
+  ``scores[i] = [content score, illumination score]`` of ``refs[i]``. Composites without
+  a valid reference are written with ``"refs": []`` (training then uses the augmented
+  reference only); ``summary.json`` counts them.
+
+Everything is cached under keys of the settings (:mod:`raiha.retrieval.settings`): a
+second call with the same settings reuses the stores, the index and the lists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from raiha.data.errors import RaihaDataError
+from raiha.data.reference_lists import write_reference_list
+from raiha.data.split_lists import read_split
+from raiha.retrieval.feature_store import FeatureStore, image_list_sha256
+from raiha.retrieval.list_search import (
+    extracted_features,
+    make_searcher,
+    search_split,
+    stored_features,
+)
+from raiha.retrieval.patch_index import PatchIndex
+from raiha.retrieval.registry import create_extractor
+from raiha.retrieval.settings import RetrievalSettings, short_hash
+from raiha.retrieval.store_builder import build_feature_store
+from raiha.utils.atomic_io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+SUMMARY_FILE = "summary.json"
+GALLERY_SPLIT = "train"
+
+
+@dataclass
+class ReferencePipelineOutputs:
+    """Where the job's results are: one list per split, the stores, and the counts."""
+
+    lists: dict[str, Path]
+    lists_dir: Path
+    gallery: FeatureStore
+    composite_stores: dict[str, FeatureStore]
+    summary: dict[str, Any]
+    reused: bool
+
+    @property
+    def stores(self) -> list[FeatureStore]:
+        """Gallery and composite stores (for semantic grids)."""
+        return [self.gallery, *self.composite_stores.values()]
+
+
+def gallery_images(root: Path, subsets: Sequence[str] | None = None) -> list[str]:
+    """The unique real images of the train split, in list order (the retrieval gallery)."""
+    records = read_split(root, GALLERY_SPLIT, subsets)
+    paths = list(dict.fromkeys(record.real for record in records))
+    if not paths:
+        raise RaihaDataError(
+            f"the '{GALLERY_SPLIT}' split of {root} lists no composites, so the retrieval gallery "
+            f"(its real images) would be empty; check the root and its IHD_{GALLERY_SPLIT}.txt"
+        )
+    return paths
+
+
+def _features_dir(root: Path, data_dir: Path, settings: RetrievalSettings) -> Path:
+    return Path(data_dir) / "retrieval" / settings.features_key(root)
+
+
+def _store_kwargs(
+    settings: RetrievalSettings, root: Path, progress: bool, rebuild: bool
+) -> dict[str, Any]:
+    return {
+        "image_size": settings.image_size, "batch_size": settings.batch_size,
+        "shard_size": settings.shard_size, "image_root": root, "hsv_config": settings.hsv,
+        "skip_unreadable": settings.skip_unreadable, "rebuild": rebuild,
+        "device": settings.device, "num_workers": settings.num_workers, "progress": progress,
+    }  # fmt: skip
+
+
+def build_reference_lists(
+    root: str | Path,
+    data_dir: str | Path,
+    settings: RetrievalSettings,
+    *,
+    splits: Sequence[str] = ("train", "test"),
+    progress: bool = True,
+    rebuild: bool = False,
+) -> ReferencePipelineOutputs:
+    """Build (or reuse) the stores and the reference lists of ``splits``; see the module docstring.
+
+    Args:
+        root: the dataset root in iHarmony4 layout (split lists, subsets' folders).
+        data_dir: the cache folder (``<data_dir>/retrieval/...``).
+        settings: the retrieval settings.
+        splits: the splits whose composites are queries.
+        progress: show rich progress bars.
+        rebuild: recompute stores and lists even when cached ones match.
+    """
+    start = time.perf_counter()
+    root = Path(root)
+    records = {split: read_split(root, split, settings.subsets) for split in splits}
+    gallery_paths = gallery_images(root, settings.subsets)
+    folder = _features_dir(root, data_dir, settings)
+    extractor = create_extractor(settings.extractor, **dict(settings.extractor_kwargs))
+    extractor = extractor.to(settings.device)
+    store_kwargs = _store_kwargs(settings, root, progress, rebuild)
+    log.info("retrieval gallery: %d real images of %s", len(gallery_paths), root)
+    gallery = build_feature_store(
+        folder / f"gallery-{image_list_sha256(gallery_paths)[:10]}", gallery_paths, extractor,
+        compression=settings.compression, **store_kwargs,
+    )  # fmt: skip
+    composite_stores: dict[str, FeatureStore] = {}
+    composite_keys: dict[str, Any] = {}
+    for split in splits:
+        names = [record.composite for record in records[split]]
+        if not names:
+            raise RaihaDataError(
+                f"the '{split}' split of {root} lists no composites; drop it from splits"
+            )
+        if settings.store_composites:
+            store = build_feature_store(
+                folder / f"composites-{split}-{image_list_sha256(names)[:10]}", names, extractor,
+                compression="fp16", **store_kwargs,
+            )  # fmt: skip
+            composite_stores[split] = store
+            composite_keys[split] = store.key
+        else:
+            composite_keys[split] = {
+                "extractor": extractor.cache_config(),
+                "list": image_list_sha256(names),
+            }
+    lists_dir = folder / "lists" / settings.rule_name()
+    key = settings.lists_key({"gallery": gallery.key, **composite_keys}, splits)
+    lists = {split: lists_dir / f"IHD_{split}.jsonl" for split in splits}
+    cached = _cached_summary(lists_dir, key, lists)
+    if cached is not None and not rebuild:
+        log.info("reference lists reused from %s", lists_dir)
+        return ReferencePipelineOutputs(lists, lists_dir, gallery, composite_stores, cached, True)
+    index = _patch_index(gallery, settings) if settings.search == "indexed" else None
+    searcher = make_searcher(gallery, settings.search, index)
+    summary: dict[str, Any] = {"key": key, "gallery_images": len(gallery), "splits": {}}
+    summary["gallery_skipped"] = gallery.skipped
+    for split in splits:
+        features = (
+            stored_features(records[split], composite_stores[split])
+            if settings.store_composites
+            else extracted_features(records[split], extractor, root, settings)
+        )
+        entries, counts = search_split(
+            split, features, len(records[split]), searcher, root, settings, progress
+        )
+        write_reference_list(lists[split], entries)
+        summary["splits"][split] = counts
+        log.info(
+            "%s: %d composites, %d without a valid reference (written with refs: []), %.2f refs on average",
+            split, counts["composites"], counts["empty"], counts["mean_refs"],
+        )  # fmt: skip
+    summary["seconds"] = round(time.perf_counter() - start, 1)
+    atomic_write_json(lists_dir / SUMMARY_FILE, summary)  # written last: marks the lists complete
+    return ReferencePipelineOutputs(lists, lists_dir, gallery, composite_stores, summary, False)
+
+
+def _cached_summary(
+    lists_dir: Path, key: dict[str, Any], lists: Mapping[str, Path]
+) -> dict[str, Any] | None:
+    """The summary of complete lists with the same key, else None."""
+    path = lists_dir / SUMMARY_FILE
+    if not path.is_file() or not all(p.is_file() for p in lists.values()):
+        return None
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    return summary if summary.get("key") == json.loads(json.dumps(key)) else None
+
+
+def _patch_index(gallery: FeatureStore, settings: RetrievalSettings) -> PatchIndex:
+    """The gallery's patch index, loaded from its cache file or built and saved."""
+    name = short_hash({"index": dataclasses.asdict(settings.index), "gallery": gallery.key})
+    path = gallery.folder / f"index-{name}.safetensors"
+    if path.is_file():
+        index = PatchIndex.load(path)
+        if index.num_images == len(gallery):
+            return index
+    log.info("building the patch index of %d gallery images", len(gallery))
+    index = PatchIndex.build(gallery, settings.index, device=settings.device)
+    index.save(path)
+    return index
+
+
+def run_reference_pipeline(
+    *,
+    root: str | Path,
+    data_dir: str | Path,
+    image_size: int,
+    settings: Mapping[str, Any],
+    build: bool,
+    splits: Sequence[str] = ("train", "test"),
+) -> ReferencePipelineOutputs:
+    """Entry point for the datamodule: build (``build=True``, rank zero) or open the outputs.
+
+    Args:
+        root, data_dir: as :func:`build_reference_lists`.
+        image_size: the retrieval image size unless ``settings`` gives ``image_size``.
+        settings: :class:`RetrievalSettings` fields (``data.references.retrieval``).
+        build: compute missing outputs; False only opens them (other ranks, after rank zero).
+    """
+    resolved = RetrievalSettings.from_dict({"image_size": image_size, **dict(settings)})
+    if build:
+        return build_reference_lists(root, data_dir, resolved, splits=splits, progress=False)
+    return open_reference_lists(root, data_dir, resolved, splits=splits)
+
+
+def open_reference_lists(
+    root: str | Path,
+    data_dir: str | Path,
+    settings: RetrievalSettings,
+    *,
+    splits: Sequence[str] = ("train", "test"),
+) -> ReferencePipelineOutputs:
+    """The outputs of an earlier :func:`build_reference_lists` with the same settings (no computing)."""
+    root = Path(root)
+    folder = _features_dir(root, data_dir, settings)
+    lists_dir = folder / "lists" / settings.rule_name()
+    summary_path = lists_dir / SUMMARY_FILE
+    if not summary_path.is_file():
+        raise RaihaDataError(
+            f"no reference lists for these retrieval settings under {lists_dir}; build them with "
+            "`python -m raiha.retrieve` or the datamodule's prepare_data (rank zero)"
+        )
+    gallery = FeatureStore.open(
+        folder / f"gallery-{image_list_sha256(gallery_images(root, settings.subsets))[:10]}"
+    )
+    stores: dict[str, FeatureStore] = {}
+    for split in splits if settings.store_composites else ():
+        names = [record.composite for record in read_split(root, split, settings.subsets)]
+        stores[split] = FeatureStore.open(
+            folder / f"composites-{split}-{image_list_sha256(names)[:10]}"
+        )
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    lists = {split: lists_dir / f"IHD_{split}.jsonl" for split in splits}
+    return ReferencePipelineOutputs(lists, lists_dir, gallery, stores, summary, True)

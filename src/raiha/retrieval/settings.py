@@ -1,0 +1,146 @@
+"""Settings of the retrieval job (``conf/retrieval/*.yaml``) and the cache keys derived from them.
+
+Cache layout under ``<data_dir>/retrieval/<features_key>/`` (``features_key`` hashes the
+extractor name and arguments, the HSV binning, the image size and the dataset root):
+
+    gallery-<list hash>/                 feature store of the train real images
+    gallery-<list hash>/index-<hash>.safetensors   its patch index (indexed search)
+    composites-<split>-<list hash>/      feature store of a split's composites (queries)
+    lists/<rule>/IHD_<split>.jsonl       the reference lists (RAHarmony4 format)
+    lists/<rule>/summary.json            counts, and the key that makes reruns reuse them
+
+``<rule>`` reads like ``c0.7_a0.9_m20`` (``_r0.7-0.8`` for an illumination range).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from raiha.retrieval.hsv_histograms import HsvHistogramConfig
+from raiha.retrieval.patch_index import PatchIndexConfig
+from raiha.retrieval.search import RetrievalConfig
+
+SEARCH_METHODS = ("prefilter", "indexed", "brute_force")
+
+
+def short_hash(value: Any, length: int = 10) -> str:
+    """First ``length`` hex digits of the SHA-256 of ``value`` as sorted JSON."""
+    payload = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    """Everything that decides the reference lists (see ``conf/retrieval/synthetic.yaml``).
+
+    Args:
+        extractor: registered content extractor (``synthetic``, ``dvt``, ``dinov2``).
+        extractor_kwargs: its constructor arguments.
+        hsv: the HSV binning of the appearance features.
+        image_size: images are resized to this square size before feature extraction.
+        eps_c, eps_a: the content and illumination thresholds of the rule (SPEC 3).
+        illumination_range: ``[lo, hi)`` instead of ``[eps_a, inf)`` (the ablation).
+        max_refs: keep at most this many references per composite (None: all valid ones).
+        search: ``prefilter`` (gallery content in memory), ``indexed`` (patch index, for
+            large galleries) or ``brute_force``: exact, the same lists
+            (:mod:`raiha.retrieval.list_search`).
+        index: the patch index settings (indexed search).
+        compression: how the gallery store keeps features (``fp16``, ``pca_int8[:k]``).
+        store_composites: keep the composites' features in stores (needed for SGF grids);
+            False extracts them on the fly, batch by batch.
+        batch_size, shard_size, num_workers, device: extraction settings.
+        skip_unreadable: skip (and record) unreadable images instead of failing.
+        subsets: restrict the split lists to these subsets (None: all).
+    """
+
+    extractor: str = "synthetic"
+    extractor_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    hsv: HsvHistogramConfig = field(default_factory=HsvHistogramConfig)
+    image_size: int = 64
+    eps_c: float = 0.7
+    eps_a: float = 0.9
+    illumination_range: tuple[float, float] | None = None
+    max_refs: int | None = None
+    search: str = "prefilter"
+    index: PatchIndexConfig = field(default_factory=PatchIndexConfig)
+    compression: str | Mapping[str, Any] | None = "fp16"
+    store_composites: bool = True
+    batch_size: int = 64
+    shard_size: int = 1024
+    num_workers: int = 2
+    device: str = "cpu"
+    skip_unreadable: bool = False
+    subsets: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.search not in SEARCH_METHODS:
+            raise ValueError(
+                f"retrieval.search must be one of {SEARCH_METHODS}, got {self.search!r}"
+            )
+        if self.image_size < 8:
+            raise ValueError(f"retrieval.image_size must be >= 8, got {self.image_size}")
+        if self.illumination_range is not None:
+            object.__setattr__(
+                self, "illumination_range", tuple(float(v) for v in self.illumination_range)
+            )
+        if self.subsets is not None:
+            object.__setattr__(self, "subsets", tuple(self.subsets))
+        self.retrieval_config()  # validates eps, range and max_refs
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> RetrievalSettings:
+        """Settings from a (Hydra) mapping; nested ``hsv`` and ``index`` become their configs."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown retrieval setting(s) {unknown}; known: {sorted(known)}")
+        fields = dict(values)
+        if isinstance(fields.get("hsv"), Mapping):
+            fields["hsv"] = HsvHistogramConfig(**fields["hsv"])
+        if isinstance(fields.get("index"), Mapping):
+            fields["index"] = PatchIndexConfig(**fields["index"])
+        fields["extractor_kwargs"] = dict(fields.get("extractor_kwargs") or {})
+        return cls(**fields)
+
+    def retrieval_config(self) -> RetrievalConfig:
+        """The rule's thresholds for :mod:`raiha.retrieval.search`."""
+        return RetrievalConfig(
+            content_threshold=self.eps_c,
+            appearance_threshold=self.eps_a,
+            illumination_range=self.illumination_range,
+            max_refs=self.max_refs,
+        )
+
+    def features_key(self, root: str | Path) -> str:
+        """Folder name of the stores: extractor, HSV, size and the dataset root."""
+        return short_hash(
+            {
+                "extractor": self.extractor,
+                "extractor_kwargs": dict(self.extractor_kwargs),
+                "hsv": self.hsv.to_dict(),
+                "image_size": self.image_size,
+                "root": str(Path(root).expanduser().resolve()),
+            }
+        )
+
+    def rule_name(self) -> str:
+        """Readable folder name of the lists: thresholds, range and cap."""
+        name = f"c{self.eps_c:g}_a{self.eps_a:g}"
+        if self.illumination_range is not None:
+            name += f"_r{self.illumination_range[0]:g}-{self.illumination_range[1]:g}"
+        return name + (f"_m{self.max_refs}" if self.max_refs else "_all")
+
+    def lists_key(self, stores: Mapping[str, Any], splits: Sequence[str]) -> dict[str, Any]:
+        """What the lists depend on: the stores' keys, the rule and the splits (indexed and
+        brute-force search give the same lists, so the search method is not part of it)."""
+        return {
+            "stores": {name: short_hash(key, 16) for name, key in stores.items()},
+            "rule": dataclasses.asdict(self.retrieval_config()),
+            "splits": list(splits),
+        }

@@ -1,0 +1,284 @@
+"""Weight-free dense content features for the built-in synthetic world (extractor ``synthetic``).
+
+The world draws ``pixel = albedo * light * shading`` (``raiha.data.synthetic.render``), so
+the difference of log colours across an edge *inside one object* is the log ratio of its
+two palette colours: it identifies the object whatever the light. Four stages:
+
+1. **Scene light and background.** The background materials and the lights are a fixed,
+   seed-independent catalogue (``MATERIAL_TABLE``, ``ILLUMINANT_TABLE``). On a subsampled
+   grid every (light, material) pair predicts each pixel; the light that explains most
+   pixels wins, then the two materials that explain most under it. A pixel is background
+   when its colour matches one of them *at that position* (materials are fixed images):
+   chromaticity within ``chroma_tolerance``, brightness within ``brightness_tolerance``
+   (the shading is at most +-15 %). The rest, cleaned by a 3 x 3 opening, are objects.
+2. **Colour contrasts inside objects.** Pixel pairs ``offset`` apart along x and along y,
+   both inside the eroded object mask, give ``delta = log(p2 + e) - log(p1 + e)`` with
+   ``e = log_offset * scene light`` (exact for objects lit by the scene light; the
+   composite's relit foreground only sees the offset change). Pairs weaker than
+   ``edge_low`` or not a local maximum along their direction (one pair per edge) are
+   dropped. Each pair is embedded by ``cos(W delta)`` (random Fourier features of a
+   Gaussian kernel of width ``contrast_sigma``, symmetric in the sign of ``delta``),
+   separately for x and y (the pattern's orientation), and summed per cell.
+3. **Receptive field.** Like a ViT token, a cell sees its 3 x 3 neighbourhood (weights
+   ``(1, 2, 1) x (1, 2, 1)``). Cells with little contrast evidence (``min_contrast`` ..
+   ``full_contrast`` pairs) fade to zero: a single noisy pair must not match anything.
+4. **Output.** ``[contrast part * presence, material_weight * material part * (1 - presence)]``
+   where presence rises with the object pixels around the cell, and the material part
+   embeds the mean log albedo of the cell's background pixels (which material, which
+   part of its pattern; illumination invariant by construction).
+
+Limits (measured, see the docs): single-colour ("solid") identities have no internal
+contrast, so their cells are zero and they are never retrieved by content; two
+identities whose palettes differ by a per-channel factor are indistinguishable.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from raiha.data.synthetic.world import ILLUMINANT_TABLE, MATERIAL_TABLE, material_albedo
+from raiha.retrieval.content_features import DenseFeatureExtractor
+from raiha.retrieval.registry import register_extractor
+
+CONTEXT_WEIGHTS = (1.0, 2.0, 1.0)  # separable 3 x 3 receptive field on the cell grid
+BACKGROUND_MIN_FRACTION = 0.2  # cells with less explained background get no material part
+
+
+def _min_pool(maps: Tensor, size: int) -> Tensor:
+    return -F.max_pool2d(-maps, size, stride=1, padding=size // 2)
+
+
+def _max_pool(maps: Tensor, size: int) -> Tensor:
+    return F.max_pool2d(maps, size, stride=1, padding=size // 2)
+
+
+def _context(cells: Tensor) -> Tensor:
+    """Sum over each cell's 3 x 3 neighbourhood with ``CONTEXT_WEIGHTS`` (zero padded)."""
+    weights = torch.tensor(CONTEXT_WEIGHTS, device=cells.device, dtype=cells.dtype)
+    kernel = (weights[:, None] * weights[None]).expand(cells.shape[1], 1, 3, 3)
+    return F.conv2d(F.pad(cells, (1, 1, 1, 1)), kernel.contiguous(), groups=cells.shape[1])
+
+
+@register_extractor("synthetic")
+class SyntheticWorldExtractor(DenseFeatureExtractor):
+    """Illumination-invariant cell features of synthetic-world images (see the module docstring).
+
+    Args:
+        cell_size: pixels per grid cell (8: the 1/8 grid of the harmonizer).
+        contrast_features: random Fourier features per direction (x and y).
+        contrast_sigma: kernel width on log-colour differences.
+        offset: pixel distance of the compared pairs (default ``max(2, round(H / 16))``).
+        log_offset: ``e`` in ``log(x + e)``, times the scene light (tames dark channels).
+        edge_low, edge_high: a pair's weight ramps from 0 to 1 between these ``|delta|``.
+        min_contrast, full_contrast: contrast mass (pairs) at which a cell starts to count
+            and counts fully.
+        presence: object-pixel fraction of the neighbourhood giving full presence.
+        material_features: random Fourier features (cos + sin) of the mean log albedo.
+        material_sigma: kernel width on the mean log albedo.
+        material_weight: scale of the material part against the unit contrast part.
+        chroma_tolerance, brightness_tolerance: how close a pixel must be to a material's
+            predicted log colour (chromaticity norm, mean log) to count as background.
+        material_min_fraction: a material must explain this share of the image to be used.
+        seed: seed of the random projections.
+    """
+
+    def __init__(
+        self,
+        *,
+        cell_size: int = 8,
+        contrast_features: int = 64,
+        contrast_sigma: float = 0.15,
+        offset: int | None = None,
+        log_offset: float = 0.03,
+        edge_low: float = 0.25,
+        edge_high: float = 0.4,
+        min_contrast: float = 1.5,
+        full_contrast: float = 3.0,
+        presence: float = 0.05,
+        material_features: int = 32,
+        material_sigma: float = 0.05,
+        material_weight: float = 0.25,
+        chroma_tolerance: float = 0.1,
+        brightness_tolerance: float = 0.22,
+        material_min_fraction: float = 0.08,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if not edge_low < edge_high or not min_contrast < full_contrast:
+            raise ValueError(
+                f"synthetic extractor needs edge_low < edge_high and min_contrast < full_contrast, "
+                f"got {edge_low}, {edge_high}, {min_contrast}, {full_contrast}"
+            )
+        self._config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        self.cell_size = cell_size
+        self.offset = offset
+        self.log_offset = log_offset
+        self.edge_low, self.edge_high = edge_low, edge_high
+        self.min_contrast, self.full_contrast = min_contrast, full_contrast
+        self.presence = presence
+        self.material_weight = material_weight
+        self.chroma_tolerance, self.brightness_tolerance = chroma_tolerance, brightness_tolerance
+        self.material_min_fraction = material_min_fraction
+        generator = torch.Generator().manual_seed(seed)
+        contrast = torch.randn(contrast_features, 3, generator=generator) / contrast_sigma
+        material = torch.randn(material_features, 3, generator=generator) / material_sigma
+        lights = np.stack([light.rgb for light in ILLUMINANT_TABLE])  # [K, 3]
+        self.register_buffer("contrast_projection", contrast)  # [M, 3]
+        self.register_buffer("material_projection", material)  # [Mm, 3]
+        self.register_buffer("light_rgb", torch.from_numpy(lights).float())  # [K, 3]
+        self.feature_dim = 2 * contrast_features + 2 * material_features
+        self._albedo: dict[tuple[int, int, str], Tensor] = {}
+        self.requires_grad_(False)
+        self.eval()
+
+    def config(self) -> dict[str, Any]:
+        return dict(self._config)
+
+    def grid_size(self, image_size: int | tuple[int, int]) -> tuple[int, int]:
+        height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
+        if height < self.cell_size or width < self.cell_size:
+            raise ValueError(
+                f"synthetic extractor: image {height}x{width} is smaller than one {self.cell_size}-px cell"
+            )
+        return (height // self.cell_size, width // self.cell_size)
+
+    def albedo(self, height: int, width: int, device: torch.device) -> Tensor:
+        """The material albedo images at this size, ``[Mt, 3, H, W]`` (cached)."""
+        key = (height, width, str(device))
+        if key not in self._albedo:
+            side = max(height, width)
+            maps = [material_albedo(i, side)[:height, :width] for i in range(len(MATERIAL_TABLE))]
+            stacked = torch.from_numpy(np.stack(maps)).permute(0, 3, 1, 2)  # [Mt, 3, H, W]
+            self._albedo[key] = stacked.contiguous().to(device)
+        return self._albedo[key]
+
+    def _matches(self, log_pixels: Tensor, predicted: Tensor) -> tuple[Tensor, Tensor]:
+        """Whether pixels fit predicted colours (channel dim -3) and how far: ``ok``, ``distance``."""
+        eps = 1.0 / 128
+        log_predicted = torch.log(predicted.clamp(max=1.0) + eps)
+        chroma = log_pixels - log_pixels.mean(-3, keepdim=True)
+        chroma_predicted = log_predicted - log_predicted.mean(-3, keepdim=True)
+        difference = chroma - chroma_predicted
+        chroma_gap = (difference * difference).sum(-3).sqrt()  # faster than norm on strided dims
+        brightness_gap = (log_pixels.mean(-3) - log_predicted.mean(-3)).abs()
+        ok = (chroma_gap < self.chroma_tolerance) & (brightness_gap < self.brightness_tolerance)
+        return ok, chroma_gap + brightness_gap
+
+    def explain_background(self, pixels: Tensor) -> tuple[Tensor, Tensor]:
+        """Material index per pixel ``[B, H, W]`` (-1: object) and the scene light index ``[B]``."""
+        batch, _, height, width = pixels.shape
+        log_pixels = torch.log(pixels + 1.0 / 128)  # [B, 3, H, W]
+        albedo = self.albedo(height, width, pixels.device)  # [Mt, 3, H, W]
+        stride = max(1, height // 16)
+        sub_pixels = log_pixels[:, None, None, :, ::stride, ::stride]  # [B, 1, 1, 3, h', w']
+        sub_predicted = (
+            albedo[None, :, :, ::stride, ::stride] * self.light_rgb[:, None, :, None, None]
+        )  # [K, Mt, 3, h', w']
+        ok, _ = self._matches(sub_pixels, sub_predicted[None])  # [B, K, Mt, h', w']
+        light = ok.any(dim=2).float().mean(dim=(-1, -2)).argmax(dim=1)  # [B]
+        shares = ok[torch.arange(batch, device=pixels.device), light].float().mean(dim=(-1, -2))
+        top = shares.topk(min(2, shares.shape[1]), dim=1)  # wall and floor: [B, 2]
+        predicted = albedo[top.indices] * self.light_rgb[light][:, None, :, None, None]
+        ok, distance = self._matches(log_pixels[:, None], predicted)  # [B, 2, H, W]
+        ok &= (top.values >= self.material_min_fraction)[:, :, None, None]
+        distance = torch.where(ok, distance, torch.full_like(distance, math.inf))
+        nearest = distance.argmin(dim=1, keepdim=True)  # [B, 1, H, W]
+        material = top.indices[:, :, None, None].expand(-1, -1, height, width)
+        material = material.gather(1, nearest)[:, 0]  # [B, H, W]
+        explained = ok.any(dim=1)
+        return torch.where(explained, material, torch.full_like(material, -1)), light
+
+    def _cell_index(self, height: int, width: int, device: torch.device) -> Tensor:
+        """Flat cell index of every pixel, ``[H, W]``."""
+        grid_h, grid_w = self.grid_size((height, width))
+        rows = torch.arange(height, device=device) * grid_h // height
+        cols = torch.arange(width, device=device) * grid_w // width
+        return rows[:, None] * grid_w + cols[None]
+
+    def contrast_cells(self, pixels: Tensor, inner: Tensor, light: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-cell sums of embedded in-object contrasts ``[B, 2M, h, w]`` and their mass ``[B, 1, h, w]``."""
+        batch, _, height, width = pixels.shape
+        grid_h, grid_w = self.grid_size((height, width))
+        offset = self.offset or max(2, round(height / 16))
+        floor = self.log_offset * self.light_rgb[light][:, :, None, None]  # [B, 3, 1, 1]
+        log_pixels = torch.log(pixels + floor)  # [B, 3, H, W]
+        smooth = torch.tensor([0.25, 0.5, 0.25], device=pixels.device)
+        cell_index = self._cell_index(height, width, pixels.device)
+        num_features = self.contrast_projection.shape[0]
+        sums = torch.zeros(batch * grid_h * grid_w, 2 * num_features, device=pixels.device)
+        mass = torch.zeros(batch * grid_h * grid_w, device=pixels.device)
+        for part, (dy, dx) in enumerate(((0, offset), (offset, 0))):
+            # blur across the direction only: less noise, same edge sharpness
+            kernel = smooth.view(1, 1, 3, 1) if dx else smooth.view(1, 1, 1, 3)
+            padding = (0, 0, 1, 1) if dx else (1, 1, 0, 0)
+            blurred = F.conv2d(
+                F.pad(log_pixels, padding, mode="replicate"), kernel.expand(3, 1, -1, -1), groups=3
+            )  # [B, 3, H, W]
+            delta = blurred[:, :, dy:, dx:] - blurred[:, :, : height - dy, : width - dx]
+            magnitude = (delta * delta).sum(dim=1).sqrt()  # [B, H - dy, W - dx]
+            inside = inner[:, : height - dy, : width - dx] & inner[:, dy:, dx:]
+            weight = ((magnitude - self.edge_low) / (self.edge_high - self.edge_low)).clamp(0, 1)
+            if dx:
+                neighbour = torch.maximum(
+                    F.pad(magnitude[:, :, :-1], (1, 0)), F.pad(magnitude[:, :, 1:], (0, 1))
+                )
+            else:
+                neighbour = torch.maximum(
+                    F.pad(magnitude[:, :-1], (0, 0, 1, 0)), F.pad(magnitude[:, 1:], (0, 0, 0, 1))
+                )
+            weight = weight * inside * (magnitude >= neighbour - 1e-6)  # one pair per edge
+            image, row, col = torch.nonzero(weight > 0, as_tuple=True)  # [n] each
+            pair_weight = weight[image, row, col]  # [n]
+            pair_delta = delta[image, :, row, col]  # [n, 3]
+            embedded = torch.cos(pair_delta @ self.contrast_projection.T) * pair_weight[:, None]
+            middle = cell_index[(row + dy // 2), (col + dx // 2)]  # the pair's midpoint cell
+            target = image * grid_h * grid_w + middle
+            columns = slice(part * num_features, (part + 1) * num_features)
+            sums[:, columns] = sums[:, columns].index_add(0, target, embedded)
+            mass.index_add_(0, target, pair_weight)
+        sums = sums.view(batch, grid_h, grid_w, -1).permute(0, 3, 1, 2)  # [B, 2M, h, w]
+        return sums, mass.view(batch, 1, grid_h, grid_w)
+
+    def material_cells(self, material: Tensor) -> Tensor:
+        """Embedded mean log albedo of each cell's background pixels, ``[B, 2Mm, h, w]``."""
+        batch, height, width = material.shape
+        grid = self.grid_size((height, width))
+        albedo = torch.log(self.albedo(height, width, material.device) + 1.0 / 128)  # [Mt, 3, H, W]
+        rows = torch.arange(height, device=material.device)[:, None]
+        cols = torch.arange(width, device=material.device)[None]
+        pixel_albedo = albedo[material.clamp(min=0), :, rows, cols]  # [B, H, W, 3]
+        explained = (material >= 0).float()  # [B, H, W]
+        weighted = (pixel_albedo * explained[..., None]).permute(0, 3, 1, 2)  # [B, 3, H, W]
+        share = F.adaptive_avg_pool2d(explained[:, None], grid)  # [B, 1, h, w]
+        mean_albedo = F.adaptive_avg_pool2d(weighted, grid) / share.clamp(min=1e-6)  # [B, 3, h, w]
+        phase = torch.einsum("mc,bchw->bmhw", self.material_projection, mean_albedo)
+        embedded = torch.cat([torch.cos(phase), torch.sin(phase)], dim=1)  # [B, 2Mm, h, w]
+        return F.normalize(embedded, dim=1) * (share > BACKGROUND_MIN_FRACTION)
+
+    @torch.no_grad()
+    def forward(self, images: Tensor) -> Tensor:
+        """``[B, 3, H, W]`` in ``[-1, 1]`` -> ``[B, H / cell, W / cell, C]`` (rows may be zero)."""
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(
+                f"{self.name} expects images [B, 3, H, W] in [-1, 1], got {tuple(images.shape)}"
+            )
+        pixels = ((images.float() + 1.0) / 2.0).clamp(0.0, 1.0)  # [B, 3, H, W]
+        grid = self.grid_size((pixels.shape[-2], pixels.shape[-1]))
+        material, light = self.explain_background(pixels)
+        objects = _max_pool(_min_pool((material < 0).float()[:, None], 3), 3)  # [B, 1, H, W]
+        inner = _min_pool(objects, 3)[:, 0] > 0.5  # [B, H, W]
+        sums, mass = self.contrast_cells(pixels, inner, light)
+        sums, mass = _context(sums), _context(mass)  # 3 x 3 receptive field
+        strength = (mass - self.min_contrast) / (self.full_contrast - self.min_contrast)
+        contrast = F.normalize(sums, dim=1) * strength.clamp(0, 1)  # [B, 2M, h, w]
+        object_share = _context(F.adaptive_avg_pool2d(objects, grid)) / 16.0  # [B, 1, h, w]
+        presence = (object_share / self.presence).clamp(max=1.0)
+        background = self.material_weight * self.material_cells(material) * (1.0 - presence)
+        features = torch.cat([contrast * presence, background], dim=1)  # [B, C, h, w]
+        return features.permute(0, 2, 3, 1).contiguous()  # [B, h, w, C]

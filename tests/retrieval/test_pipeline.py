@@ -1,0 +1,126 @@
+"""The retrieval job end to end on a tiny synthetic world: lists, exclusions, reuse, brute force,
+and the errors on an empty gallery or unreadable images."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from raiha.data.errors import RaihaDataError
+from raiha.data.reference_lists import read_reference_list
+from raiha.data.split_lists import read_split
+from raiha.data.synthetic import SyntheticWorldConfig, generate_world
+from raiha.retrieval.grids import mask_to_cells
+from raiha.retrieval.patch_index import PatchIndexConfig
+from raiha.retrieval.pipeline import build_reference_lists, open_reference_lists, run_reference_pipeline
+from raiha.retrieval.search import RetrievalQuery, brute_force_search
+from raiha.retrieval.settings import RetrievalSettings
+from raiha.data.image_io import load_mask
+
+TINY = SyntheticWorldConfig(image_size=48, num_train=100, num_test=30, num_identities=20)
+SMALL_INDEX = PatchIndexConfig(content_clusters=32, appearance_clusters=16, kmeans_sample=4096)
+
+
+def _settings(**changes: object) -> RetrievalSettings:
+    return RetrievalSettings(image_size=48, index=SMALL_INDEX, max_refs=20, batch_size=64, **changes)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_world(tmp_path_factory.mktemp("world") / "tiny", TINY)
+
+
+@pytest.fixture(scope="module")
+def built(world: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    data_dir = tmp_path_factory.mktemp("cache")
+    return data_dir, build_reference_lists(world, data_dir, _settings(), progress=False)
+
+
+def test_lists_are_written_for_both_splits_in_the_authors_format(world: Path, built: tuple) -> None:
+    _, outputs = built
+    train_reals = {record.real for record in read_split(world, "train")}
+    for split in ("train", "test"):
+        entries = read_reference_list(outputs.lists[split])
+        records = read_split(world, split)
+        assert [entry.input for entry in entries] == [record.composite for record in records]
+        assert [entry.mask for entry in entries] == [record.mask for record in records]
+        for entry, record in zip(entries, records):
+            assert record.real not in entry.refs  # never the composite's own real image
+            assert set(entry.refs) <= train_reals  # only train real images
+            assert len(entry.refs) <= 20 and len(set(entry.refs)) == len(entry.refs)
+            assert len(entry.extra["scores"]) == len(entry.refs)
+            content_scores = [score[0] for score in entry.extra["scores"]]
+            assert all(score >= 0.7 - 1e-4 for score in content_scores)
+            assert content_scores == sorted(content_scores, reverse=True)
+        counts = outputs.summary["splits"][split]
+        assert counts["composites"] == len(records)
+        assert counts["empty"] == sum(not entry.refs for entry in entries)
+        assert counts["refs"] == sum(len(entry.refs) for entry in entries) > 0
+
+
+def test_a_second_call_reuses_everything(world: Path, built: tuple) -> None:
+    data_dir, outputs = built
+    before = {split: path.read_bytes() for split, path in outputs.lists.items()}
+    stamps = {path: path.stat().st_mtime_ns for path in outputs.lists_dir.parent.parent.rglob("*.npy")}
+    again = build_reference_lists(world, data_dir, _settings(), progress=False)
+    assert again.reused and again.lists == outputs.lists
+    assert {split: path.read_bytes() for split, path in again.lists.items()} == before
+    assert {path: path.stat().st_mtime_ns for path in stamps} == stamps  # no store rewritten
+    opened = open_reference_lists(world, data_dir, _settings())
+    assert opened.lists == outputs.lists and len(opened.stores) == 3
+    via_datamodule = run_reference_pipeline(
+        root=world, data_dir=data_dir, image_size=48, settings={"index": SMALL_INDEX.__dict__, "max_refs": 20},
+        build=False,
+    )
+    assert via_datamodule.lists == outputs.lists
+
+
+def test_other_thresholds_write_other_lists_from_the_same_stores(world: Path, built: tuple) -> None:
+    data_dir, outputs = built
+    ranged = build_reference_lists(world, data_dir, _settings(illumination_range=(0.7, 0.9)), progress=False)
+    assert ranged.lists_dir != outputs.lists_dir and not ranged.reused
+    assert ranged.gallery.folder == outputs.gallery.folder
+    for entry in read_reference_list(ranged.lists["test"]):
+        assert all(0.7 <= score[1] < 0.9 for score in entry.extra["scores"])
+
+
+def test_indexed_lists_equal_brute_force(world: Path, built: tuple) -> None:
+    _, outputs = built
+    store, gallery = outputs.composite_stores["test"], outputs.gallery
+    height, width = gallery.grid_size
+    config = _settings().retrieval_config()
+    for entry, record in zip(read_reference_list(outputs.lists["test"]), read_split(world, "test")):
+        index = store.image_paths.index(record.composite)
+        fg_cells = mask_to_cells(torch.from_numpy(load_mask(world / record.mask)), (height, width))
+        query = RetrievalQuery(
+            store.content(index).float().reshape(height, width, -1),
+            store.appearance(index).float().reshape(height, width, -1),
+            fg_cells,
+            (record.real,),
+        )
+        assert [ref.path for ref in brute_force_search(query, gallery, config)] == entry.refs
+
+
+def test_empty_gallery_is_a_clear_error(world: Path, tmp_path: Path) -> None:
+    root = tmp_path / "no_train"
+    shutil.copytree(world, root)
+    (root / "IHD_train.txt").write_text("\n")
+    with pytest.raises(RaihaDataError, match="gallery.*would be empty"):
+        build_reference_lists(root, tmp_path / "cache", _settings(), progress=False)
+
+
+def test_unreadable_gallery_image_is_named_or_skipped(world: Path, tmp_path: Path) -> None:
+    root = tmp_path / "corrupt"
+    shutil.copytree(world, root)
+    broken = read_split(root, "train")[3].real
+    (root / broken).write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    with pytest.raises(RaihaDataError, match=broken.split("/")[-1]):
+        build_reference_lists(root, tmp_path / "cache", _settings(), progress=False)
+    outputs = build_reference_lists(root, tmp_path / "cache2", _settings(skip_unreadable=True), progress=False)
+    assert [item["path"] for item in outputs.gallery.skipped] == [broken]
+    assert outputs.summary["gallery_skipped"][0]["path"] == broken
+    for split in ("train", "test"):
+        assert all(broken not in entry.refs for entry in read_reference_list(outputs.lists[split]))
