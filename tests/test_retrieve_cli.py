@@ -7,9 +7,11 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from raiha.data.reference_lists import read_reference_list
@@ -27,6 +29,17 @@ TINY = [
     "progress=false",
 ]
 RETRIEVAL_CONFIGS = sorted(path.stem for path in (CONFIG_DIR / "retrieval").glob("*.yaml"))
+
+
+@pytest.fixture(autouse=True)
+def single_torch_thread() -> Iterator[None]:
+    """Small matmuls on the 2 shared CPUs are ~100x slower with competing OpenMP threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @pytest.mark.parametrize("name", RETRIEVAL_CONFIGS)
@@ -85,3 +98,9 @@ def test_command_line_run_writes_lists_and_score(tmp_path: Path) -> None:
     runs = list((tmp_path / "logs" / "retrieve" / "runs").glob("*/retrieval.json"))
     assert len(runs) == 1 and json.loads(runs[0].read_text())["root"].startswith(str(tmp_path))
     assert not (tmp_path / "outputs").exists() and REPO_ROOT.is_dir()
+
+
+def test_settings_defaults_are_the_synthetic_config() -> None:
+    """The datamodule's "auto" lists (no settings given) share the command's default cache."""
+    cfg = OmegaConf.load(CONFIG_DIR / "retrieval" / "synthetic.yaml")
+    assert RetrievalSettings.from_dict(OmegaConf.to_container(cfg)) == RetrievalSettings()

@@ -9,7 +9,10 @@ import pytest
 from raiha.data.reference_lists import ReferenceEntry, write_reference_list
 from raiha.retrieval.ground_truth_score import score_entries, score_reference_lists, write_score
 
-CLASSES = [{"name": "disc/solid", "pattern": "solid"}, {"name": "disc/stripes", "pattern": "stripes"}]
+CLASSES = [
+    {"name": "disc/solid", "pattern": "solid"},
+    {"name": "disc/stripes", "pattern": "stripes"},
+]
 
 
 def _image(split: str, subset: str, light: int, identities: list[int], cls: int, name: str) -> dict:
@@ -48,19 +51,31 @@ def _entries() -> list[ReferenceEntry]:
             ["easy/real_images/g1.jpg", "hard/real_images/g3.jpg", "hard/real_images/g4.jpg"],
         ),
         # q2: g1 is wrong on both counts (id 7, light 0 vs id 9, light 1)
-        ReferenceEntry("hard/composite_images/q2_1_1.jpg", "hard/masks/q2_1.png", ["easy/real_images/g1.jpg"]),
+        ReferenceEntry(
+            "hard/composite_images/q2_1_1.jpg", "hard/masks/q2_1.png", ["easy/real_images/g1.jpg"]
+        ),
     ]
 
 
 def test_known_precision_recall_and_error_split(ground_truth: dict) -> None:
     score = score_entries(_entries(), ground_truth, cap=2)
     overall = score["all"]
-    assert (overall["queries"], overall["retrieved"], overall["relevant"], overall["hits"]) == (2, 4, 2, 1)
+    assert (overall["queries"], overall["retrieved"], overall["relevant"], overall["hits"]) == (
+        2,
+        4,
+        2,
+        1,
+    )
     assert overall["precision_micro"] == 0.25 and overall["recall_micro"] == 0.5
     assert overall["precision_per_query"] == pytest.approx((1 / 3 + 0) / 2, abs=1e-4)
     assert overall["recall_per_query"] == 0.5  # only q1 has relevant references
     assert overall["recall_at_cap"] == 0.5
-    assert overall["error_counts"] == {"content_only": 1, "illumination_only": 1, "both": 1, "unknown": 0}
+    assert overall["error_counts"] == {
+        "content_only": 1,
+        "illumination_only": 1,
+        "both": 1,
+        "unknown": 0,
+    }
     assert overall["errors"]["content_only"] == 0.25
     assert overall["same_illuminant"] == 0.5  # g1 and g4 for q1; none for q2
     assert score["subsets"]["easy"]["precision_micro"] == pytest.approx(1 / 3, abs=1e-4)

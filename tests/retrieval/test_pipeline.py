@@ -10,22 +10,29 @@ import pytest
 import torch
 
 from raiha.data.errors import RaihaDataError
+from raiha.data.image_io import load_mask
 from raiha.data.reference_lists import read_reference_list
 from raiha.data.split_lists import read_split
 from raiha.data.synthetic import SyntheticWorldConfig, generate_world
 from raiha.retrieval.grids import mask_to_cells
-from raiha.retrieval.patch_index import PatchIndexConfig
-from raiha.retrieval.pipeline import build_reference_lists, open_reference_lists, run_reference_pipeline
+from raiha.retrieval.list_search import make_searcher
+from raiha.retrieval.patch_index import PatchIndex, PatchIndexConfig
+from raiha.retrieval.pipeline import (
+    build_reference_lists,
+    open_reference_lists,
+    run_reference_pipeline,
+)
 from raiha.retrieval.search import RetrievalQuery, brute_force_search
 from raiha.retrieval.settings import RetrievalSettings
-from raiha.data.image_io import load_mask
 
 TINY = SyntheticWorldConfig(image_size=48, num_train=100, num_test=30, num_identities=20)
 SMALL_INDEX = PatchIndexConfig(content_clusters=32, appearance_clusters=16, kmeans_sample=4096)
 
 
 def _settings(**changes: object) -> RetrievalSettings:
-    return RetrievalSettings(image_size=48, index=SMALL_INDEX, max_refs=20, batch_size=64, **changes)
+    return RetrievalSettings(
+        image_size=48, index=SMALL_INDEX, max_refs=20, batch_size=64, **changes
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +71,9 @@ def test_lists_are_written_for_both_splits_in_the_authors_format(world: Path, bu
 def test_a_second_call_reuses_everything(world: Path, built: tuple) -> None:
     data_dir, outputs = built
     before = {split: path.read_bytes() for split, path in outputs.lists.items()}
-    stamps = {path: path.stat().st_mtime_ns for path in outputs.lists_dir.parent.parent.rglob("*.npy")}
+    stamps = {
+        path: path.stat().st_mtime_ns for path in outputs.lists_dir.parent.parent.rglob("*.npy")
+    }
     again = build_reference_lists(world, data_dir, _settings(), progress=False)
     assert again.reused and again.lists == outputs.lists
     assert {split: path.read_bytes() for split, path in again.lists.items()} == before
@@ -72,7 +81,10 @@ def test_a_second_call_reuses_everything(world: Path, built: tuple) -> None:
     opened = open_reference_lists(world, data_dir, _settings())
     assert opened.lists == outputs.lists and len(opened.stores) == 3
     via_datamodule = run_reference_pipeline(
-        root=world, data_dir=data_dir, image_size=48, settings={"index": SMALL_INDEX.__dict__, "max_refs": 20},
+        root=world,
+        data_dir=data_dir,
+        image_size=48,
+        settings={"index": SMALL_INDEX.__dict__, "max_refs": 20},
         build=False,
     )
     assert via_datamodule.lists == outputs.lists
@@ -80,19 +92,33 @@ def test_a_second_call_reuses_everything(world: Path, built: tuple) -> None:
 
 def test_other_thresholds_write_other_lists_from_the_same_stores(world: Path, built: tuple) -> None:
     data_dir, outputs = built
-    ranged = build_reference_lists(world, data_dir, _settings(illumination_range=(0.7, 0.9)), progress=False)
+    ranged = build_reference_lists(
+        world, data_dir, _settings(illumination_range=(0.7, 0.9)), progress=False
+    )
     assert ranged.lists_dir != outputs.lists_dir and not ranged.reused
     assert ranged.gallery.folder == outputs.gallery.folder
     for entry in read_reference_list(ranged.lists["test"]):
         assert all(0.7 <= score[1] < 0.9 for score in entry.extra["scores"])
 
 
-def test_indexed_lists_equal_brute_force(world: Path, built: tuple) -> None:
+def test_composites_searched_without_a_store_give_the_same_lists(world: Path, built: tuple) -> None:
+    data_dir, outputs = built
+    unstored = build_reference_lists(
+        world, data_dir, _settings(store_composites=False), splits=("test",), progress=False
+    )
+    assert unstored.composite_stores == {} and unstored.lists_dir != outputs.lists_dir
+    assert unstored.lists["test"].read_bytes() == outputs.lists["test"].read_bytes()
+    assert outputs.lists["test"].is_file()  # the stored variant's lists stay valid
+
+
+def test_prefiltered_lists_equal_indexed_and_brute_force_search(world: Path, built: tuple) -> None:
     _, outputs = built
     store, gallery = outputs.composite_stores["test"], outputs.gallery
     height, width = gallery.grid_size
     config = _settings().retrieval_config()
-    for entry, record in zip(read_reference_list(outputs.lists["test"]), read_split(world, "test")):
+    indexed = make_searcher(gallery, "indexed", PatchIndex.build(gallery, SMALL_INDEX))
+    records = read_split(world, "test")
+    for entry, record in zip(read_reference_list(outputs.lists["test"]), records, strict=True):
         index = store.image_paths.index(record.composite)
         fg_cells = mask_to_cells(torch.from_numpy(load_mask(world / record.mask)), (height, width))
         query = RetrievalQuery(
@@ -101,7 +127,9 @@ def test_indexed_lists_equal_brute_force(world: Path, built: tuple) -> None:
             fg_cells,
             (record.real,),
         )
-        assert [ref.path for ref in brute_force_search(query, gallery, config)] == entry.refs
+        brute = brute_force_search(query, gallery, config)
+        assert [ref.path for ref in brute] == entry.refs
+        assert indexed.search(query, config) == brute
 
 
 def test_empty_gallery_is_a_clear_error(world: Path, tmp_path: Path) -> None:
@@ -119,7 +147,9 @@ def test_unreadable_gallery_image_is_named_or_skipped(world: Path, tmp_path: Pat
     (root / broken).write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
     with pytest.raises(RaihaDataError, match=broken.split("/")[-1]):
         build_reference_lists(root, tmp_path / "cache", _settings(), progress=False)
-    outputs = build_reference_lists(root, tmp_path / "cache2", _settings(skip_unreadable=True), progress=False)
+    outputs = build_reference_lists(
+        root, tmp_path / "cache2", _settings(skip_unreadable=True), progress=False
+    )
     assert [item["path"] for item in outputs.gallery.skipped] == [broken]
     assert outputs.summary["gallery_skipped"][0]["path"] == broken
     for split in ("train", "test"):

@@ -77,7 +77,9 @@ def test_predict_writes_the_plain_builders_store(
     _assert_same_store(predicted, again)
 
 
-def test_unreadable_image_is_named_without_skipping(images: tuple[Path, list[str]], tmp_path: Path) -> None:
+def test_unreadable_image_is_named_without_skipping(
+    images: tuple[Path, list[str]], tmp_path: Path
+) -> None:
     root, names = images
     with pytest.raises(RaihaDataError, match="r6.jpg"):
         build_feature_store_with_trainer(

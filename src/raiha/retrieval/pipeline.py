@@ -110,7 +110,8 @@ def build_reference_lists(
         settings: the retrieval settings.
         splits: the splits whose composites are queries.
         progress: show rich progress bars.
-        rebuild: recompute stores and lists even when cached ones match.
+        rebuild: replace stores built with other settings (e.g. changed extractor weights,
+            which keep the folder name) and recompute the lists.
     """
     start = time.perf_counter()
     root = Path(root)
@@ -141,12 +142,8 @@ def build_reference_lists(
             composite_stores[split] = store
             composite_keys[split] = store.key
         else:
-            composite_keys[split] = {
-                "extractor": extractor.cache_config(),
-                "list": image_list_sha256(names),
-            }
-    lists_dir = folder / "lists" / settings.rule_name()
-    key = settings.lists_key({"gallery": gallery.key, **composite_keys}, splits)
+            composite_keys[split] = _unstored_key(settings, names)
+    lists_dir, key = _lists_location(folder, settings, gallery, composite_keys, splits)
     lists = {split: lists_dir / f"IHD_{split}.jsonl" for split in splits}
     cached = _cached_summary(lists_dir, key, lists)
     if cached is not None and not rebuild:
@@ -174,6 +171,27 @@ def build_reference_lists(
     summary["seconds"] = round(time.perf_counter() - start, 1)
     atomic_write_json(lists_dir / SUMMARY_FILE, summary)  # written last: marks the lists complete
     return ReferencePipelineOutputs(lists, lists_dir, gallery, composite_stores, summary, False)
+
+
+def _unstored_key(settings: RetrievalSettings, names: Sequence[str]) -> dict[str, Any]:
+    """What composites searched without a store are: the extractor settings and the list."""
+    return {
+        "extractor": settings.extractor,
+        "extractor_kwargs": dict(settings.extractor_kwargs),
+        "list": image_list_sha256(names),
+    }
+
+
+def _lists_location(
+    folder: Path,
+    settings: RetrievalSettings,
+    gallery: FeatureStore,
+    composite_keys: Mapping[str, Any],
+    splits: Sequence[str],
+) -> tuple[Path, dict[str, Any]]:
+    """The lists folder ``lists/<rule>-<key hash>`` and the key it is valid for."""
+    key = settings.lists_key({"gallery": gallery.key, **composite_keys}, splits)
+    return folder / "lists" / f"{settings.rule_name()}-{short_hash(key, 8)}", key
 
 
 def _cached_summary(
@@ -234,22 +252,32 @@ def open_reference_lists(
     """The outputs of an earlier :func:`build_reference_lists` with the same settings (no computing)."""
     root = Path(root)
     folder = _features_dir(root, data_dir, settings)
-    lists_dir = folder / "lists" / settings.rule_name()
-    summary_path = lists_dir / SUMMARY_FILE
-    if not summary_path.is_file():
-        raise RaihaDataError(
-            f"no reference lists for these retrieval settings under {lists_dir}; build them with "
-            "`python -m raiha.retrieve` or the datamodule's prepare_data (rank zero)"
-        )
-    gallery = FeatureStore.open(
+    gallery_folder = (
         folder / f"gallery-{image_list_sha256(gallery_images(root, settings.subsets))[:10]}"
     )
-    stores: dict[str, FeatureStore] = {}
-    for split in splits if settings.store_composites else ():
-        names = [record.composite for record in read_split(root, split, settings.subsets)]
-        stores[split] = FeatureStore.open(
-            folder / f"composites-{split}-{image_list_sha256(names)[:10]}"
+    if not (gallery_folder / "manifest.json").is_file():
+        raise RaihaDataError(
+            f"no retrieval outputs for these settings under {folder}; build them with "
+            "`python -m raiha.retrieve` or the datamodule's prepare_data (rank zero)"
         )
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    gallery = FeatureStore.open(gallery_folder)
+    stores: dict[str, FeatureStore] = {}
+    composite_keys: dict[str, Any] = {}
+    for split in splits:
+        names = [record.composite for record in read_split(root, split, settings.subsets)]
+        if settings.store_composites:
+            stores[split] = FeatureStore.open(
+                folder / f"composites-{split}-{image_list_sha256(names)[:10]}"
+            )
+            composite_keys[split] = stores[split].key
+        else:
+            composite_keys[split] = _unstored_key(settings, names)
+    lists_dir, key = _lists_location(folder, settings, gallery, composite_keys, splits)
     lists = {split: lists_dir / f"IHD_{split}.jsonl" for split in splits}
+    summary = _cached_summary(lists_dir, key, lists)
+    if summary is None:
+        raise RaihaDataError(
+            f"no complete reference lists for these retrieval settings in {lists_dir}; build "
+            "them with `python -m raiha.retrieve` or the datamodule's prepare_data (rank zero)"
+        )
     return ReferencePipelineOutputs(lists, lists_dir, gallery, stores, summary, True)

@@ -6,10 +6,11 @@ extractor name and arguments, the HSV binning, the image size and the dataset ro
     gallery-<list hash>/                 feature store of the train real images
     gallery-<list hash>/index-<hash>.safetensors   its patch index (indexed search)
     composites-<split>-<list hash>/      feature store of a split's composites (queries)
-    lists/<rule>/IHD_<split>.jsonl       the reference lists (RAHarmony4 format)
-    lists/<rule>/summary.json            counts, and the key that makes reruns reuse them
+    lists/<rule>-<hash>/IHD_<split>.jsonl   the reference lists (RAHarmony4 format)
+    lists/<rule>-<hash>/summary.json        counts, and the key that makes reruns reuse them
 
-``<rule>`` reads like ``c0.7_a0.9_m20`` (``_r0.7-0.8`` for an illumination range).
+``<rule>`` reads like ``c0.7_a0.9_m20`` (``_r0.7-0.8`` for an illumination range);
+``<hash>`` hashes the stores' keys, the rule and the splits.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from raiha.retrieval.patch_index import PatchIndexConfig
 from raiha.retrieval.search import RetrievalConfig
 
 SEARCH_METHODS = ("prefilter", "indexed", "brute_force")
+# The defaults are those of conf/retrieval/synthetic.yaml (the datamodule's "auto" lists
+# and `python -m raiha.retrieve` then share one cache).
+SYNTHETIC_HSV = HsvHistogramConfig(hue_bins=12, saturation_bins=4, value_bins=5)
+SYNTHETIC_INDEX = PatchIndexConfig(content_clusters=256, appearance_clusters=64)
 
 
 def short_hash(value: Any, length: int = 10) -> str:
@@ -61,17 +66,17 @@ class RetrievalSettings:
 
     extractor: str = "synthetic"
     extractor_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    hsv: HsvHistogramConfig = field(default_factory=HsvHistogramConfig)
+    hsv: HsvHistogramConfig = SYNTHETIC_HSV
     image_size: int = 64
     eps_c: float = 0.7
     eps_a: float = 0.9
     illumination_range: tuple[float, float] | None = None
-    max_refs: int | None = None
+    max_refs: int | None = 20
     search: str = "prefilter"
-    index: PatchIndexConfig = field(default_factory=PatchIndexConfig)
+    index: PatchIndexConfig = SYNTHETIC_INDEX
     compression: str | Mapping[str, Any] | None = "fp16"
     store_composites: bool = True
-    batch_size: int = 64
+    batch_size: int = 128
     shard_size: int = 1024
     num_workers: int = 2
     device: str = "cpu"
