@@ -7,11 +7,9 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from omegaconf import OmegaConf
 
 from raiha.data.reference_lists import read_reference_list
@@ -19,6 +17,7 @@ from raiha.retrieval.settings import RetrievalSettings
 from raiha.retrieve import retrieve
 from raiha.utils.config import CONFIG_DIR, REPO_ROOT
 from tests.hydra_helpers import compose_config
+from tests.retrieval.conftest import single_torch_thread  # noqa: F401 (autouse: one torch thread)
 
 TINY = [
     "synthetic.image_size=48",
@@ -31,15 +30,6 @@ TINY = [
 RETRIEVAL_CONFIGS = sorted(path.stem for path in (CONFIG_DIR / "retrieval").glob("*.yaml"))
 
 
-@pytest.fixture(autouse=True)
-def single_torch_thread() -> Iterator[None]:
-    """Small matmuls on the 2 shared CPUs are ~100x slower with competing OpenMP threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 @pytest.mark.parametrize("name", RETRIEVAL_CONFIGS)
