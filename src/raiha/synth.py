@@ -36,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-illuminants", type=int, default=_DEFAULTS.num_illuminants)
     parser.add_argument("--num-materials", type=int, default=_DEFAULTS.num_materials)
     parser.add_argument(
+        "--ground-material",
+        type=lambda text: None if text.lower() in ("none", "null") else int(text),
+        default=_DEFAULTS.ground_material,
+        help="material index of every floor, or 'none' for random floors",
+    )
+    parser.add_argument(
         "--objects-per-scene",
         type=int,
         nargs=2,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from raiha.data.errors import RaihaDataError
 from raiha.data.naming import mask_name_for, real_name_for
@@ -29,6 +29,8 @@ from raiha.data.synthetic import (
     shading_field,
 )
 from raiha.data.synthetic import generate as generate_module
+from raiha.data.synthetic.render import render_albedo
+from raiha.data.synthetic.world import PALETTE_MIN_SEPARATION, palette_signature
 from raiha.synth import main as synth_main
 
 SMALL = SyntheticWorldConfig(image_size=48, num_train=60, num_test=20, num_identities=12)
@@ -263,6 +265,7 @@ def test_cache_key_changes_with_every_field() -> None:
         "num_identities": 13,
         "num_illuminants": 5,
         "num_materials": 3,
+        "ground_material": None,
         "objects_per_scene": (2, 4),
         "shading_strength": 0.1,
         "jpeg_quality": 90,
@@ -284,6 +287,7 @@ def test_cache_key_changes_with_every_field() -> None:
         ("num_illuminants", 9),
         ("objects_per_scene", (1, 3)),
         ("num_identities", 2),
+        ("ground_material", 4),
     ],
 )
 def test_bad_config_names_the_field(field: str, value: object) -> None:
@@ -328,3 +332,39 @@ def test_cli_writes_a_world(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         len(_read_lines(root / "IHD_train.txt")) == 8
         and len(_read_lines(root / "IHD_test.txt")) == 4
     )
+
+
+def test_identities_stay_distinguishable_under_any_light() -> None:
+    """Every pattern shows both palette colours, and palette signatures lie >= 0.25 apart."""
+    cfg = SyntheticWorldConfig(num_train=30, num_test=0, num_identities=120)
+    catalogue = build_catalogue(cfg)
+    signatures = palette_signature(catalogue.identity_palettes)  # [N, 3]
+    gaps = np.minimum(
+        np.linalg.norm(signatures[:, None] - signatures[None], axis=-1),
+        np.linalg.norm(signatures[:, None] + signatures[None], axis=-1),
+    )
+    np.fill_diagonal(gaps, np.inf)
+    assert gaps.min() >= PALETTE_MIN_SEPARATION
+    for spec in plan_world(cfg):
+        albedo, labels = render_albedo(spec, catalogue)
+        for index, obj in enumerate(spec.objects):
+            visible = albedo[labels == index]  # [n, 3]
+            if len(visible) < 50:
+                continue
+            colours = {tuple(np.round(c * 255).astype(int)) for c in visible}
+            palette = {tuple(int(v) for v in c) for c in catalogue.identity_palettes[obj.identity]}
+            assert colours == palette, (spec.name, index)
+
+
+def test_ground_material_is_shared_by_every_floor() -> None:
+    shared = plan_world(SyntheticWorldConfig(num_train=60, num_test=20, ground_material=2))
+    assert {spec.materials[1] for spec in shared} == {2}
+    assert len({spec.materials[0] for spec in shared}) > 1
+    free = plan_world(SyntheticWorldConfig(num_train=60, num_test=20, ground_material=None))
+    assert len({spec.materials[1] for spec in free}) > 1
+
+
+def test_jpegs_keep_full_resolution_chroma(small_world: Path) -> None:
+    real = next((small_world / "easy" / "real_images").iterdir())
+    with Image.open(real) as image:
+        assert JpegImagePlugin.get_sampling(image) == 0  # 4:4:4

@@ -243,3 +243,22 @@ def test_paper_layout_store_reports_and_uses_under_256_kib(tmp_path: Path) -> No
     on_disk = sum(path.stat().st_size for path in (tmp_path / "store").glob("*_00000.npy"))
     assert on_disk / 2 < store.bytes_per_image + 512  # plus the four .npy headers
     assert store.content_rows([1]).shape == (1, 1024, 128)
+
+
+def test_semantic_grids_of_a_compressed_store_come_back_in_the_extractor_space(
+    tmp_path: Path,
+) -> None:
+    """SGF needs the extractor's C channels: projected codes map back through the basis."""
+    from raiha.data.references.semantic_grids import SemanticGridLookup
+
+    content, appearance = _raw_gallery(5)  # [N, L, 24]: low-rank concepts plus noise
+    store = _compressed_store(tmp_path / "store", content, appearance, "pca_int8:12")
+    assert store.content(3).shape[-1] == 12
+    restored = store.source_content(3)  # [L, 24]
+    assert restored.shape == content[3].shape
+    # the reconstruction keeps what the basis spans: far closer than dropping the content
+    error = (restored - content[3]).norm() / content[3].norm()
+    assert error < 0.6
+    assert torch.allclose(store.compressor.project(restored[None])[0], store.content(3), atol=1e-4)
+    grid = SemanticGridLookup([store]).grid("g/3.jpg")
+    assert grid.shape == (content.shape[-1], *GRID)

@@ -383,6 +383,20 @@ class FeatureStore:
         """``[h*w, content_dim]`` content features of image ``index`` (decoded)."""
         return self.content_rows([index])[0]
 
+    def source_content(self, index: int) -> Tensor:
+        """``[h*w, source_content_dim]`` content of image ``index`` in the extractor's space.
+
+        Projected stores (``pca_int8``, ``random_int8``) map their k-dim codes back with
+        the basis (an approximation holding the kept energy); other stores return
+        :meth:`content`. SGF semantic grids use this, so a model sees the same channel
+        count whatever the store's compression.
+        """
+        rows = self.content(index).float()  # [h*w, k or C]
+        basis = self.compressor.basis  # [k, C] or None
+        if basis is None or rows.shape[-1] == basis.shape[1]:
+            return rows
+        return rows @ basis  # [h*w, C]
+
     def appearance(self, index: int) -> Tensor:
         """``[h*w, D]`` HSV histograms of image ``index`` (decoded)."""
         return self.appearance_rows([index])[0]

@@ -16,20 +16,28 @@ two palette colours: it identifies the object whatever the light. Four stages:
    ``e = log_offset * scene light`` (exact for objects lit by the scene light; the
    composite's relit foreground only sees the offset change). Pairs weaker than
    ``edge_low`` or not a local maximum along their direction (one pair per edge) are
-   dropped. Each pair is embedded by ``cos(W delta)`` (random Fourier features of a
-   Gaussian kernel of width ``contrast_sigma``, symmetric in the sign of ``delta``),
-   separately for x and y (the pattern's orientation), and summed per cell.
-3. **Receptive field.** Like a ViT token, a cell sees its 3 x 3 neighbourhood (weights
-   ``(1, 2, 1) x (1, 2, 1)``). Cells with little contrast evidence (``min_contrast`` ..
-   ``full_contrast`` pairs) fade to zero: a single noisy pair must not match anything.
-4. **Output.** ``[contrast part * presence, material_weight * material part * (1 - presence)]``
-   where presence rises with the object pixels around the cell, and the material part
-   embeds the mean log albedo of the cell's background pixels (which material, which
-   part of its pattern; illumination invariant by construction).
+   dropped; each cell sums ``w * delta delta^T`` (a 3 x 3 structure tensor, blind to the
+   sign of ``delta`` and to the edge's orientation).
+3. **Receptive field and signature.** Like a ViT token, a cell sees its 3 x 3
+   neighbourhood (weights ``(1, 2, 1) x (1, 2, 1)``). The neighbourhood's mean tensor is
+   ``d d^T`` for one two-colour object: its top eigenvector times the root of its
+   eigenvalue is the object's signature ``+-d`` (``palette_signature`` of the world).
+   Cells with little evidence (``min_contrast`` .. ``full_contrast`` pairs) fade to zero,
+   and cells whose tensor is not rank one (second eigenvalue above ``mixed_ratio`` of
+   the first: two objects, or an object against a mis-explained background) are zero:
+   they would match arbitrary objects. The signature is embedded by ``cos(W d)`` (random
+   Fourier features of a Gaussian kernel of width ``contrast_sigma``, even in ``d``).
+4. **Output.** ``[signature part * presence, material_weight * material part]`` where
+   presence rises with the object pixels around the cell, and the material part (only in
+   cells without a single object pixel, so a foreground cell never matches through the
+   background it touches) embeds the mean log albedo of the cell's background pixels
+   (which material, which part of its pattern; illumination invariant by construction).
 
-Limits (measured, see the docs): single-colour ("solid") identities have no internal
-contrast, so their cells are zero and they are never retrieved by content; two
-identities whose palettes differ by a per-channel factor are indistinguishable.
+Measured on the default world's test split (``python -m raiha.retrieve``, eps_c 0.7,
+eps_a 0.9): see ``experiments/retrieval_synthetic.md``. Limits: two identities whose
+palettes differ by a per-channel factor would be indistinguishable (the world keeps
+signatures >= 0.25 apart for that reason); objects smaller than about two cells give few
+pure cells.
 """
 
 from __future__ import annotations
@@ -71,13 +79,15 @@ class SyntheticWorldExtractor(DenseFeatureExtractor):
 
     Args:
         cell_size: pixels per grid cell (8: the 1/8 grid of the harmonizer).
-        contrast_features: random Fourier features per direction (x and y).
-        contrast_sigma: kernel width on log-colour differences.
+        contrast_features: random Fourier features of a cell's colour-ratio signature.
+        contrast_sigma: kernel width on signatures (identities lie >= 0.25 apart).
         offset: pixel distance of the compared pairs (default ``max(2, round(H / 16))``).
         log_offset: ``e`` in ``log(x + e)``, times the scene light (tames dark channels).
         edge_low, edge_high: a pair's weight ramps from 0 to 1 between these ``|delta|``.
         min_contrast, full_contrast: contrast mass (pairs) at which a cell starts to count
             and counts fully.
+        mixed_ratio: a cell whose second structure-tensor eigenvalue exceeds this share of
+            the first holds several colour pairs and gets no signature.
         presence: object-pixel fraction of the neighbourhood giving full presence.
         material_features: random Fourier features (cos + sin) of the mean log albedo.
         material_sigma: kernel width on the mean log albedo.
@@ -92,19 +102,20 @@ class SyntheticWorldExtractor(DenseFeatureExtractor):
         self,
         *,
         cell_size: int = 8,
-        contrast_features: int = 64,
-        contrast_sigma: float = 0.15,
+        contrast_features: int = 128,
+        contrast_sigma: float = 0.055,
         offset: int | None = None,
         log_offset: float = 0.03,
         edge_low: float = 0.25,
         edge_high: float = 0.4,
         min_contrast: float = 1.5,
         full_contrast: float = 3.0,
+        mixed_ratio: float = 0.03,
         presence: float = 0.05,
         material_features: int = 32,
         material_sigma: float = 0.05,
         material_weight: float = 0.25,
-        chroma_tolerance: float = 0.1,
+        chroma_tolerance: float = 0.06,
         brightness_tolerance: float = 0.22,
         material_min_fraction: float = 0.08,
         seed: int = 0,
@@ -122,6 +133,7 @@ class SyntheticWorldExtractor(DenseFeatureExtractor):
         self.edge_low, self.edge_high = edge_low, edge_high
         self.min_contrast, self.full_contrast = min_contrast, full_contrast
         self.presence = presence
+        self.mixed_ratio = mixed_ratio
         self.material_weight = material_weight
         self.chroma_tolerance, self.brightness_tolerance = chroma_tolerance, brightness_tolerance
         self.material_min_fraction = material_min_fraction
@@ -132,7 +144,7 @@ class SyntheticWorldExtractor(DenseFeatureExtractor):
         self.register_buffer("contrast_projection", contrast)  # [M, 3]
         self.register_buffer("material_projection", material)  # [Mm, 3]
         self.register_buffer("light_rgb", torch.from_numpy(lights).float())  # [K, 3]
-        self.feature_dim = 2 * contrast_features + 2 * material_features
+        self.feature_dim = contrast_features + 2 * material_features
         self._albedo: dict[tuple[int, int, str], Tensor] = {}
         self.requires_grad_(False)
         self.eval()
@@ -201,8 +213,8 @@ class SyntheticWorldExtractor(DenseFeatureExtractor):
         cols = torch.arange(width, device=device) * grid_w // width
         return rows[:, None] * grid_w + cols[None]
 
-    def contrast_cells(self, pixels: Tensor, inner: Tensor, light: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-cell sums of embedded in-object contrasts ``[B, 2M, h, w]`` and their mass ``[B, 1, h, w]``."""
+    def contrast_tensors(self, pixels: Tensor, inner: Tensor, light: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-cell sums of ``w * delta delta^T`` over in-object pairs ``[B, 9, h, w]`` and their mass ``[B, 1, h, w]``."""
         batch, _, height, width = pixels.shape
         grid_h, grid_w = self.grid_size((height, width))
         offset = self.offset or max(2, round(height / 16))
@@ -210,10 +222,9 @@ class SyntheticWorldExtractor(DenseFeatureExtractor):
         log_pixels = torch.log(pixels + floor)  # [B, 3, H, W]
         smooth = torch.tensor([0.25, 0.5, 0.25], device=pixels.device)
         cell_index = self._cell_index(height, width, pixels.device)
-        num_features = self.contrast_projection.shape[0]
-        sums = torch.zeros(batch * grid_h * grid_w, 2 * num_features, device=pixels.device)
+        tensors = torch.zeros(batch * grid_h * grid_w, 9, device=pixels.device)
         mass = torch.zeros(batch * grid_h * grid_w, device=pixels.device)
-        for part, (dy, dx) in enumerate(((0, offset), (offset, 0))):
+        for dy, dx in ((0, offset), (offset, 0)):
             # blur across the direction only: less noise, same edge sharpness
             kernel = smooth.view(1, 1, 3, 1) if dx else smooth.view(1, 1, 1, 3)
             padding = (0, 0, 1, 1) if dx else (1, 1, 0, 0)
@@ -236,14 +247,32 @@ class SyntheticWorldExtractor(DenseFeatureExtractor):
             image, row, col = torch.nonzero(weight > 0, as_tuple=True)  # [n] each
             pair_weight = weight[image, row, col]  # [n]
             pair_delta = delta[image, :, row, col]  # [n, 3]
-            embedded = torch.cos(pair_delta @ self.contrast_projection.T) * pair_weight[:, None]
+            outer = (pair_delta[:, :, None] * pair_delta[:, None, :]).reshape(-1, 9)  # [n, 9]
             middle = cell_index[(row + dy // 2), (col + dx // 2)]  # the pair's midpoint cell
             target = image * grid_h * grid_w + middle
-            columns = slice(part * num_features, (part + 1) * num_features)
-            sums[:, columns] = sums[:, columns].index_add(0, target, embedded)
+            tensors.index_add_(0, target, outer * pair_weight[:, None])
             mass.index_add_(0, target, pair_weight)
-        sums = sums.view(batch, grid_h, grid_w, -1).permute(0, 3, 1, 2)  # [B, 2M, h, w]
-        return sums, mass.view(batch, 1, grid_h, grid_w)
+        tensors = tensors.view(batch, grid_h, grid_w, 9).permute(0, 3, 1, 2)  # [B, 9, h, w]
+        return tensors.contiguous(), mass.view(batch, 1, grid_h, grid_w)
+
+    def signature_cells(self, tensors: Tensor, mass: Tensor) -> Tensor:
+        """Embedded colour-ratio signature of each cell ``[B, M, h, w]`` (zero where mixed or weak).
+
+        The mean of ``delta delta^T`` over a cell's pairs is ``d d^T`` for one two-colour
+        object (rank one); its top eigenvector scaled by the root of its eigenvalue is
+        ``+-d``. A second eigenvalue above ``mixed_ratio`` of the first means several
+        colour pairs (two objects, or an object against a mis-explained background).
+        """
+        mean = tensors / mass.clamp(min=1e-6)  # [B, 9, h, w]
+        mean = mean.permute(0, 2, 3, 1).reshape(*mean.shape[:1], *mean.shape[2:], 3, 3).double()
+        jitter = 1e-9 * torch.eye(3, dtype=mean.dtype, device=mean.device)
+        values, vectors = torch.linalg.eigh(mean + jitter)  # ascending: [B, h, w, 3], [B, h, w, 3, 3]
+        signature = (vectors[..., 2] * values[..., 2:3].clamp(min=0).sqrt()).float()  # [B, h, w, 3]
+        pure = values[..., 1] <= self.mixed_ratio * values[..., 2]  # [B, h, w]
+        embedded = torch.cos(signature @ self.contrast_projection.T)  # [B, h, w, M], even in +-d
+        strength = ((mass[:, 0] - self.min_contrast) / (self.full_contrast - self.min_contrast)).clamp(0, 1)
+        embedded = F.normalize(embedded, dim=-1) * (pure & (strength > 0))[..., None] * strength[..., None]
+        return embedded.permute(0, 3, 1, 2)  # [B, M, h, w]
 
     def material_cells(self, material: Tensor) -> Tensor:
         """Embedded mean log albedo of each cell's background pixels, ``[B, 2Mm, h, w]``."""
@@ -273,12 +302,13 @@ class SyntheticWorldExtractor(DenseFeatureExtractor):
         material, light = self.explain_background(pixels)
         objects = _max_pool(_min_pool((material < 0).float()[:, None], 3), 3)  # [B, 1, H, W]
         inner = _min_pool(objects, 3)[:, 0] > 0.5  # [B, H, W]
-        sums, mass = self.contrast_cells(pixels, inner, light)
-        sums, mass = _context(sums), _context(mass)  # 3 x 3 receptive field
-        strength = (mass - self.min_contrast) / (self.full_contrast - self.min_contrast)
-        contrast = F.normalize(sums, dim=1) * strength.clamp(0, 1)  # [B, 2M, h, w]
+        tensors, mass = self.contrast_tensors(pixels, inner, light)
+        contrast = self.signature_cells(_context(tensors), _context(mass))  # 3 x 3 receptive field
         object_share = _context(F.adaptive_avg_pool2d(objects, grid)) / 16.0  # [B, 1, h, w]
         presence = (object_share / self.presence).clamp(max=1.0)
-        background = self.material_weight * self.material_cells(material) * (1.0 - presence)
+        # the material part only where a cell holds no object pixel at all (the raw map,
+        # dilated): a foreground cell must never match by the background it touches
+        touched = F.adaptive_max_pool2d(_max_pool((material < 0).float()[:, None], 3), grid)
+        background = self.material_weight * self.material_cells(material) * (touched == 0)
         features = torch.cat([contrast * presence, background], dim=1)  # [B, C, h, w]
         return features.permute(0, 2, 3, 1).contiguous()  # [B, h, w, C]

@@ -57,7 +57,10 @@ class SemanticGridLookup:
                 f"({len(self._where)} images); rebuild them with python -m raiha.retrieve"
             )
         store_index, image_index = self._where[path]
-        rows = self.stores[store_index].content(image_index).float()  # [h*w, C]
+        store = self.stores[store_index]
+        # compressed stores map their codes back to the extractor's C channels
+        read = getattr(store, "source_content", store.content)
+        rows = read(image_index).float()  # [h*w, C]
         height, width = self.grid_size
         return rows.t().reshape(rows.shape[1], height, width).contiguous()  # [C, h, w]
 

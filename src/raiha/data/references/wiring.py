@@ -56,9 +56,14 @@ def prepare_references(
     if wants_auto or wants_semantic:
         from raiha.retrieval.pipeline import run_reference_pipeline
 
+        retrieval = dict(settings.get("retrieval") or {})
+        if wants_semantic and retrieval.get("store_composites") is False:
+            # SGF reads every composite's grid from the stores: they must be kept
+            log.info("semantic grids are on: keeping the composites' feature stores")
+            retrieval["store_composites"] = True
         pipeline_outputs = run_reference_pipeline(
             root=root, data_dir=data_dir, image_size=image_size,
-            settings=dict(settings.get("retrieval") or {}), build=build,
+            settings=retrieval, build=build,
         )
     artifacts = ReferenceArtifacts()
     for split in ("train", "test"):

@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: no single-colour pattern ("core" replaces "solid"), a shared ground
 MIN_IMAGE_SIZE = 32
 MAX_OBJECTS_PER_SCENE = 5
 
@@ -30,6 +30,12 @@ class SyntheticWorldConfig:
         num_identities: object identities (class + fixed random palette).
         num_illuminants: how many of the fixed, well separated illuminants to use (2-8).
         num_materials: how many of the fixed background materials to use (1-6).
+        ground_material: the material of every scene's floor (below the horizon), or
+            ``None`` to draw it at random. A surface all scenes share (as sky, road or
+            walls are in photos) means that any two scenes under one light can be matched
+            on their backgrounds: the retrieval rule's illumination clause can then find
+            every relevant reference, and its recall measures the features, not the luck
+            of two scenes sharing a material.
         objects_per_scene: inclusive (min, max) number of objects, foreground included;
             min >= 2 so that an easy scene can hold the foreground and its twin.
         shading_strength: amplitude of the scene-wide linear shading gradient.
@@ -44,6 +50,7 @@ class SyntheticWorldConfig:
     num_identities: int = 240
     num_illuminants: int = 6
     num_materials: int = 4
+    ground_material: int | None = 0
     objects_per_scene: tuple[int, int] = (2, 3)
     shading_strength: float = 0.15
     jpeg_quality: int = 95
@@ -77,6 +84,11 @@ class SyntheticWorldConfig:
         if not 1 <= self.num_materials <= len(MATERIAL_TABLE):
             problems.append(
                 f"num_materials={self.num_materials} is outside [1, {len(MATERIAL_TABLE)}]"
+            )
+        if self.ground_material is not None and not 0 <= self.ground_material < self.num_materials:
+            problems.append(
+                f"ground_material={self.ground_material} is outside [0, num_materials={self.num_materials}) "
+                "(or null for a random floor)"
             )
         if len(self.objects_per_scene) != 2:
             problems.append(f"objects_per_scene={self.objects_per_scene} must be a (min, max) pair")

@@ -9,7 +9,8 @@ Layout under the root (subsets ``easy`` and ``hard``; ids global, 6 digits)::
     ground_truth.json                       see raiha.data.synthetic.ground_truth
     world.json                              config, cache key, catalogue, counts, coverage
 
-Images are RGB JPEG (``cfg.jpeg_quality``, PIL defaults otherwise), masks single-channel
+Images are RGB JPEG (``cfg.jpeg_quality``, full-resolution chroma: 4:2:0 subsampling
+would blur every colour edge of a 64 px object), PIL defaults otherwise, masks single-channel
 PNG with values 0/255. ``world.json`` is written last and marks a complete world.
 """
 
@@ -103,10 +104,10 @@ def _write_world(root: Path, cfg: SyntheticWorldConfig) -> dict[str, Any]:
         rendered = render_scene(spec, catalogue, cfg.shading_strength)
         paths = scene_paths(spec)
         Image.fromarray(_to_uint8(rendered.real)).save(
-            root / paths["real"], quality=cfg.jpeg_quality
+            root / paths["real"], quality=cfg.jpeg_quality, subsampling=0
         )
         Image.fromarray(_to_uint8(rendered.composite)).save(
-            root / paths["composite"], quality=cfg.jpeg_quality
+            root / paths["composite"], quality=cfg.jpeg_quality, subsampling=0
         )
         mask_image = Image.fromarray(rendered.mask.astype(np.uint8) * 255)  # 2-D uint8 -> mode "L"
         mask_image.save(root / paths["mask"])

@@ -17,7 +17,10 @@ Scheduling (all deterministic in ``cfg.seed``):
   under which that identity appears in train, so a relevant reference always exists.
 - Composite illuminant: uniform among the illuminants other than the background's.
 - Background: a wall and a floor material split at a horizon row in [35%, 65%] of the
-  height; with probability 1/4 one material fills the image (then wall == floor).
+  height. The floor is ``cfg.ground_material`` (shared by every scene) and the wall is
+  drawn among all materials (so it is the ground material too in ``1 / num_materials``
+  of the scenes). With ``ground_material=None`` the floor is drawn too, and with
+  probability 1/4 one material fills the image (then wall == floor).
 - Layout: square objects; foreground side in [30%, 45%] of the image, others in
   [25%, 45%]; 32 candidate positions per object, the first whose overlap with every
   placed object is <= 10% of the smaller box wins (else the least overlapping one).
@@ -129,8 +132,11 @@ def _scene_background(
 ) -> tuple[tuple[int, int], int, float]:
     """``(wall, floor)`` materials, horizon row and shading angle of one scene."""
     wall = int(rng.integers(cfg.num_materials))
-    single = rng.uniform() < SINGLE_MATERIAL_PROBABILITY
-    floor = wall if single else int(rng.integers(cfg.num_materials))
+    if cfg.ground_material is not None:
+        floor = cfg.ground_material
+    else:
+        single = rng.uniform() < SINGLE_MATERIAL_PROBABILITY
+        floor = wall if single else int(rng.integers(cfg.num_materials))
     horizon = int(round(rng.uniform(*HORIZON_RANGE) * cfg.image_size))
     return (wall, floor), horizon, float(rng.uniform(0.0, 2.0 * np.pi))
 

@@ -19,6 +19,7 @@ from raiha.data.synthetic.plan import SceneSpec
 from raiha.data.synthetic.world import Catalogue
 
 MIN_MASK_FRACTION = 0.03
+CORE_HALF_SIDE = 0.2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,8 +71,8 @@ def shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def pattern_selector(pattern: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Which palette colour (0 or 1) each box pixel takes, int64 ``[h, w]``."""
-    if pattern == "solid":
-        second = np.zeros((v.shape[0], u.shape[1]), dtype=bool)
+    if pattern == "core":  # a central square of the second colour, 40% of the box wide
+        second = (np.abs(u - 0.5) < CORE_HALF_SIDE) & (np.abs(v - 0.5) < CORE_HALF_SIDE)
     elif pattern == "stripes":  # 4 vertical bands
         second = np.floor(u * 4) % 2 == 1
     elif pattern == "checker":  # 3 x 3 cells

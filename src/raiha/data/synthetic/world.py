@@ -8,7 +8,9 @@
   not depend on the seed), so a background's light can be inferred from its pixels.
   Pattern periods scale with the image size; the noise material uses its own fixed seed.
 - Classes: shape family x texture pattern (5 x 5 = 25). Patterns live in the object's
-  own coordinates, so they scale with the object.
+  own coordinates, so they scale with the object. Every pattern shows both palette
+  colours (there is no single-colour pattern): the ratio of the two colours is what
+  identifies an object whatever the light, so every identity can be retrieved.
 - Identities: a class (balanced over identities) plus a palette of two colours drawn
   once per world from a wide HSV range (saturation >= 0.35, value in [0.3, 0.8], the
   second hue at least 0.15 turns away), stored as uint8 RGB; albedo = palette / 255.
@@ -51,10 +53,19 @@ ILLUMINANT_TABLE: tuple[Illuminant, ...] = (
 )
 
 SHAPES: tuple[str, ...] = ("disc", "square", "triangle", "diamond", "cross")
-PATTERNS: tuple[str, ...] = ("solid", "stripes", "checker", "halves", "dots")
+PATTERNS: tuple[str, ...] = ("core", "stripes", "checker", "halves", "dots")
 CLASS_NAMES: tuple[str, ...] = tuple(
     f"{shape}/{pattern}" for shape in SHAPES for pattern in PATTERNS
 )
+
+# Palette ranges: saturated enough to tell hues apart, never so dark that JPEG noise
+# swamps a channel, never so bright that a light clips it (max gain x shading < 1 / 0.65)
+PALETTE_SATURATION = (0.35, 0.7)
+PALETTE_VALUE = (0.35, 0.65)
+# identities' light-invariant signatures (log colour ratio, up to sign) lie this far apart
+PALETTE_MIN_SEPARATION = 0.25
+PALETTE_LOG_EPSILON = 0.03
+PALETTE_TRIES = 200
 
 _MATERIAL_NOISE_SEED = 20241218  # fixed: materials never depend on the world seed
 
@@ -130,8 +141,53 @@ def _random_palette(rng: np.random.Generator) -> np.ndarray:
     """Two distinct saturated colours, uint8 ``[2, 3]``."""
     hue = rng.uniform(0.0, 1.0)
     hues = (hue, (hue + rng.uniform(0.15, 0.85)) % 1.0)
-    colours = [colorsys.hsv_to_rgb(h, rng.uniform(0.35, 0.95), rng.uniform(0.3, 0.8)) for h in hues]
+    colours = [
+        colorsys.hsv_to_rgb(h, rng.uniform(*PALETTE_SATURATION), rng.uniform(*PALETTE_VALUE))
+        for h in hues
+    ]
     return np.round(np.asarray(colours) * 255.0).astype(np.uint8)
+
+
+def palette_signature(palettes: np.ndarray) -> np.ndarray:
+    """The light-invariant signature of palettes ``[..., 2, 3]`` (uint8): ``log(c2) - log(c1)`` ``[..., 3]``.
+
+    A light multiplies both colours by the same per-channel gains, so it cancels here.
+    """
+    log_colours = np.log(palettes.astype(np.float64) / 255.0 + PALETTE_LOG_EPSILON)
+    return log_colours[..., 1, :] - log_colours[..., 0, :]
+
+
+def _separated_palettes(count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` palettes whose signatures (up to sign) lie >= PALETTE_MIN_SEPARATION apart.
+
+    Identities must stay distinguishable under any light: two palettes whose colours differ
+    by a per-channel factor look alike once relit. Candidates too close to an accepted one
+    are redrawn; after ``PALETTE_TRIES`` misses the farthest candidate is kept.
+    """
+    palettes: list[np.ndarray] = []
+    signatures = np.zeros((0, 3))
+    for _ in range(count):
+        best, best_gap = None, -1.0
+        for _ in range(PALETTE_TRIES):
+            candidate = _random_palette(rng)
+            signature = palette_signature(candidate)
+            gap = (
+                float(
+                    np.minimum(
+                        np.linalg.norm(signatures - signature, axis=1),
+                        np.linalg.norm(signatures + signature, axis=1),
+                    ).min()
+                )
+                if len(signatures)
+                else np.inf
+            )
+            if gap > best_gap:
+                best, best_gap = candidate, gap
+            if gap >= PALETTE_MIN_SEPARATION:
+                break
+        palettes.append(best)
+        signatures = np.vstack([signatures, palette_signature(best)[None]])
+    return np.stack(palettes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,9 +249,7 @@ def build_catalogue(cfg: SyntheticWorldConfig) -> Catalogue:
     illuminants = ILLUMINANT_TABLE[: cfg.num_illuminants]
     num_classes = len(CLASS_NAMES)
     identity_classes = rng.permutation(np.arange(cfg.num_identities) % num_classes).astype(np.int64)
-    identity_palettes = np.stack(
-        [_random_palette(rng) for _ in range(cfg.num_identities)]
-    )  # [N, 2, 3]
+    identity_palettes = _separated_palettes(cfg.num_identities, rng)  # [N, 2, 3]
     return Catalogue(
         illuminants=illuminants,
         illuminant_rgb=np.stack([light.rgb for light in illuminants]),  # [L, 3]
