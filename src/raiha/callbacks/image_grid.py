@@ -1,4 +1,6 @@
-"""Log image grids (composite | output | target | mask) from the first val/test batch.
+"""Log image grids from the first val/test batch: composite | output | target | mask, and
+in the reference setting also reference | attention over the reference (the attention the
+foreground sends to each reference cell, paper Fig. 3) and attention over the background.
 
 Grids are always saved as PNG under ``output_dir`` (offline users lose nothing) and
 sent to every logger that takes images (W&B).
@@ -17,13 +19,37 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 
-def harmonization_grid(composite: Tensor, prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """One row per image: composite | output | target | mask, in [0, 1].
+def attention_overlay(image: Tensor, heat: Tensor) -> Tensor:
+    """Heat ``[B, 1, H, W]`` in [0, 1] drawn in red over a dimmed grey ``image`` ``[B, 3, H, W]`` in [-1, 1]."""
+    grey = ((image + 1) / 2).mean(dim=1, keepdim=True) * 0.5  # [B, 1, H, W]
+    red = torch.tensor([1.0, 0.1, 0.0], device=image.device).view(1, 3, 1, 1)
+    drawn = grey * (1 - heat) + red * heat  # [B, 3, H, W] in [0, 1]
+    return drawn * 2 - 1
 
-    Args: images ``[B, 3, H, W]`` in [-1, 1]; mask ``[B, 1, H, W]``.
-    Returns: ``[3, B*H', 4*W']`` (with padding).
+
+def harmonization_grid(
+    composite: Tensor,
+    prediction: Tensor,
+    target: Tensor,
+    mask: Tensor,
+    reference: Tensor | None = None,
+    attention_map: Tensor | None = None,
+) -> Tensor:
+    """One row per image, in [0, 1]: composite | [reference |] output | target | mask
+    [| attention on the background | attention on the reference].
+
+    Args: images ``[B, 3, H, W]`` in [-1, 1]; mask ``[B, 1, H, W]``; ``attention_map``
+    ``[B, 1, H, W]`` (no reference) or ``[B, 1, H, 2W]`` (reference on the right).
+    Returns: ``[3, B*H', K*W']`` (with padding).
     """
-    columns = [composite, prediction, target, mask.expand_as(composite) * 2 - 1]
+    columns = [composite] + ([reference] if reference is not None else [])
+    columns += [prediction, target, mask.expand_as(composite) * 2 - 1]
+    if attention_map is not None:
+        width = composite.shape[-1]
+        heat = attention_map.to(composite.dtype)
+        columns.append(attention_overlay(composite, heat[..., :width]))
+        if reference is not None and heat.shape[-1] == 2 * width:
+            columns.append(attention_overlay(reference, heat[..., width:]))
     tiles = torch.stack(columns, dim=1).flatten(0, 1)  # [B*4, 3, H, W]
     tiles = (tiles.detach().float().cpu().clamp(-1, 1) + 1) / 2
     return make_grid(tiles, nrow=len(columns), padding=2, pad_value=1.0)
@@ -55,9 +81,17 @@ class ImageGridCallback(L.Callback):
         if not isinstance(outputs, dict) or "prediction" not in outputs:
             return
         count = self.max_images
+        attention_map = outputs.get("attention_map")
+        # the reference half of the map exists only when the step used the reference
+        used_reference = attention_map is not None and attention_map.shape[-1] == 2 * batch["composite"].shape[-1]
+        reference = batch["reference"][:count] if used_reference else None
         grid = harmonization_grid(
-            batch["composite"][:count], outputs["prediction"][:count], batch["real"][:count], batch["mask"][:count]
-        )
+            batch["composite"][:count], outputs["prediction"][:count], batch["real"][:count], batch["mask"][:count],
+            reference=reference, attention_map=None if attention_map is None else attention_map[:count],
+        )  # fmt: skip
+        caption = "composite | reference | output | target | mask | attention: background | reference"
+        if reference is None:
+            caption = "composite | output | target | mask" + (" | attention" if attention_map is not None else "")
         path = self.output_dir / f"{name.replace('/', '_')}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         save_image(grid, path)
@@ -66,6 +100,6 @@ class ImageGridCallback(L.Callback):
                 logger.log_image(
                     key=f"{name.split('/')[0]}/images",
                     images=[grid],
-                    caption=["composite | output | target | mask"],
+                    caption=[caption],
                     step=trainer.global_step,
                 )

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from raiha.metrics.attention_accuracy import AttentionOnMatch
+from raiha.models.fusion import key_attention_map
 from raiha.metrics.harmonization_metric import HarmonizationMetrics
 from raiha.models.harmonizer_output import HarmonizerOutput, paste_foreground
 from raiha.models.loss import foreground_normalized_mse
@@ -142,7 +143,7 @@ class HarmonizationModule(L.LightningModule):
         loss = foreground_normalized_mse(pasted, batch["real"], batch["mask"], self.hparams.min_foreground_area)
         self.log("val/loss", loss, sync_dist=True, batch_size=pasted.shape[0])
         self.val_metrics.update(pasted, batch["real"], batch["mask"], batch["subset_idx"], batch["index"])
-        return {"prediction": pasted, "attention": _attention_weights(output)}
+        return self._step_outputs(batch, pasted, output)
 
     def on_validation_epoch_end(self) -> None:
         results = self.val_metrics.compute()
@@ -158,7 +159,22 @@ class HarmonizationModule(L.LightningModule):
         args = (batch["real"], batch["mask"], batch["subset_idx"], batch["index"])
         self.test_metrics.update(pasted, *args)
         self.test_baseline_metrics.update(batch["composite"], *args)
-        return {"prediction": pasted, "attention": _attention_weights(output)}
+        return self._step_outputs(batch, pasted, output)
+
+    def _step_outputs(self, batch: dict[str, Any], pasted: Tensor, output: HarmonizerOutput) -> dict[str, Any]:
+        """What the image callbacks draw: the output and where the fusion looked.
+
+        ``attention_map`` is ``[B, 1, H, W']`` in [0, 1]: the attention each key cell
+        receives from the foreground (paper Fig. 3), over the composite's background and,
+        in the reference setting, over the reference on the right (``W' = 2W``).
+        """
+        weights = _attention_weights(output)
+        attention_map = None
+        if weights is not None and output.attention is not None:
+            height = batch["composite"].shape[-2]
+            grid_h, grid_w = output.attention.foreground_cells.shape[-2:]
+            attention_map = key_attention_map(output.attention, (height, height * grid_w // grid_h))
+        return {"prediction": pasted, "attention": weights, "attention_map": attention_map}
 
     def on_test_epoch_end(self) -> None:
         self.test_results = {
