@@ -10,6 +10,7 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from raiha.inference.model_card import build_model_card
 from raiha.utils.config import CONFIG_DIR
 from raiha.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from raiha.utils.results_io import report_results
@@ -24,6 +25,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model)
+    model.model_card = build_model_card(cfg)  # stored in every checkpoint (raiha.harmonize reads it)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

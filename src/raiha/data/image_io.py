@@ -75,6 +75,13 @@ def load_mask(path: str | Path, threshold: int = 127) -> np.ndarray:
     return channels.max(axis=2) > threshold  # [H, W]
 
 
+def load_soft_mask(path: str | Path) -> np.ndarray:
+    """Decode a mask as float32 [H, W] in [0, 1] (max over channels / 255): soft edges kept."""
+    image = _decode(Path(path))
+    channels = _to_uint8_channels(image, Path(path))  # [H, W, C]
+    return channels.max(axis=2).astype(np.float32) / 255.0  # [H, W]
+
+
 def resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
     """Resize uint8 RGB [H, W, 3] to [size, size, 3] with PIL bilinear (as torchvision on PIL, HDNet)."""
     if image.shape[0] == size and image.shape[1] == size:

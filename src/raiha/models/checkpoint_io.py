@@ -45,6 +45,13 @@ def load_module_weights(module: nn.Module, path: str | Path, *, prefix: str = ""
     state = payload.get("state_dict", payload)
     if prefix:
         state = {key.removeprefix(prefix): value for key, value in state.items()}
+    load_state_checked(module, state, path)
+    return payload
+
+
+def load_state_checked(module: nn.Module, state: dict[str, Any], source: str | Path) -> None:
+    """``module.load_state_dict(state)`` after listing missing, unexpected and mis-shaped keys."""
+    path = source
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -60,4 +67,3 @@ def load_module_weights(module: nn.Module, path: str | Path, *, prefix: str = ""
             f"{len(wrong_shapes)} shape mismatches {wrong_shapes[:4]}. Use the model config it was trained with."
         )
     module.load_state_dict(state)
-    return payload

@@ -14,8 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from raiha.metrics.attention_accuracy import AttentionOnMatch
-from raiha.models.fusion import key_attention_map
 from raiha.metrics.harmonization_metric import HarmonizationMetrics
+from raiha.models.fusion import key_attention_map
 from raiha.models.harmonizer_output import HarmonizerOutput, paste_foreground
 from raiha.models.loss import foreground_normalized_mse
 from raiha.models.lr_schedule import constant_then_linear_factor
@@ -97,6 +97,15 @@ class HarmonizationModule(L.LightningModule):
         self.test_metrics = HarmonizationMetrics(**kwargs)
         self.test_baseline_metrics = HarmonizationMetrics(**kwargs)
         self.test_attention = AttentionOnMatch()
+
+    # ------------------------------------------------------------------ model card
+    model_card: dict[str, Any] | None = None  # set by raiha.train (raiha.inference.model_card)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.model_card is not None:
+            from raiha.inference.model_card import MODEL_CARD_KEY
+
+            checkpoint[MODEL_CARD_KEY] = self.model_card
 
     # ------------------------------------------------------------------ steps
     def forward(self, batch: dict[str, Any], *, use_reference: bool) -> HarmonizerOutput:

@@ -30,7 +30,7 @@ from raiha.retrieval.search import RetrievalConfig
 SEARCH_METHODS = ("prefilter", "indexed", "brute_force")
 # The defaults are those of conf/retrieval/synthetic.yaml (the datamodule's "auto" lists
 # and `python -m raiha.retrieve` then share one cache).
-SYNTHETIC_HSV = HsvHistogramConfig(hue_bins=12, saturation_bins=4, value_bins=5)
+SYNTHETIC_HSV = HsvHistogramConfig(hue_bins=16, saturation_bins=4, value_bins=8)  # conf/retrieval/synthetic.yaml
 SYNTHETIC_INDEX = PatchIndexConfig(content_clusters=256, appearance_clusters=64)
 
 

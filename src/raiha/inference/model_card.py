@@ -1,0 +1,75 @@
+"""The model card a raiha checkpoint carries: enough to harmonize with nothing else.
+
+``raiha.train`` stores it under ``checkpoint["raiha_model_card"]`` (plain dicts, lists,
+strings and numbers, so ``torch.load(weights_only=True)`` reads it)::
+
+    {"version": 1,
+     "net": {"_target_": "raiha.models.registry.create_harmonizer", "name": "unet", ...},
+     "image_size": 256,            # the size the network was trained at
+     "semantic": true,             # SGF reads a semantic grid of the composite / reference
+     "extractor": "dvt",           # which extractor made those grids (and retrieves)
+     "retrieval": {...},           # RetrievalSettings fields used to build the train lists
+     "experiment": "raiha", "data_source": "iharmony4",
+     "config": {...}}              # the whole resolved training config, for the record
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+MODEL_CARD_KEY = "raiha_model_card"
+MODEL_CARD_VERSION = 1
+NET_TARGET = "raiha.models.registry.create_harmonizer"
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=True, throw_on_missing=False)
+    return node
+
+
+def build_model_card(cfg: DictConfig) -> dict[str, Any]:
+    """The card of a training run's config (called by ``raiha.train``)."""
+    references = cfg.data.get("references") or {}
+    enabled = bool(references.get("enabled", False))
+    retrieval = _plain(references.get("retrieval")) if enabled else None
+    retrieval = dict(retrieval or {})
+    semantic = enabled and bool(references.get("semantic", False))
+    if semantic:
+        retrieval.setdefault("image_size", int(cfg.data.image_size))
+    try:
+        config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    except Exception:  # noqa: BLE001 - the record is best effort; the fields above are not
+        config = None
+    return {
+        "version": MODEL_CARD_VERSION,
+        "net": _plain(cfg.model.net),
+        "image_size": int(cfg.data.image_size),
+        "semantic": semantic,
+        "extractor": retrieval.get("extractor") if semantic or enabled else None,
+        "retrieval": retrieval,
+        "experiment": cfg.get("experiment_name"),
+        "data_source": cfg.data.get("source"),
+        "config": config,
+    }
+
+
+def check_model_card(card: Any, source: str) -> dict[str, Any]:
+    """Validate a card read from ``source``; raise ``ValueError`` naming what is wrong."""
+    if not isinstance(card, dict):
+        raise ValueError(
+            f"{source} has no raiha model card (key '{MODEL_CARD_KEY}'): it was not written by "
+            "raiha.train; pass net=..., image_size=... to Harmonizer.from_checkpoint"
+        )
+    if card.get("version") != MODEL_CARD_VERSION:
+        raise ValueError(f"{source}: model card version {card.get('version')!r}, expected {MODEL_CARD_VERSION}")
+    net = card.get("net") or {}
+    if net.get("_target_", NET_TARGET) != NET_TARGET:
+        # never instantiate an arbitrary callable named by a downloaded file
+        raise ValueError(f"{source}: the card's network target {net.get('_target_')!r} is not {NET_TARGET}")
+    for field in ("image_size", "semantic"):
+        if field not in card:
+            raise ValueError(f"{source}: the model card lacks '{field}'")
+    return card
