@@ -39,6 +39,10 @@ def test_experiment_fast_dev_run(tmp_path: Path, data_dir: Path, experiment: str
     if cfg.model.evaluate_with_reference:
         assert record["setting"] == "reference" and len(record["per_seed"]) == 2
         assert "mse_std" in record["all"]
+        if cfg.model.net.attention != "none":  # where the foreground looked in the reference
+            attention = record["attention"]
+            assert 0.0 <= attention["attention_on_match"] <= 1.0 and 0.0 < attention["match_area_share"] < 1.0
+            assert attention["seeds"] == 2 and attention["n"] > 0
     else:
         assert record["setting"] == "non_reference"
     assert record["all"]["n"] > 0

@@ -41,6 +41,8 @@ def run_test_protocol(
         trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, verbose=False)
         per_seed.append({"seed": seed, **model.test_results})
     model_results = aggregate_runs([run["model"] for run in per_seed]) if with_references else per_seed[0]["model"]
+    attention = [run["model"]["attention"] for run in per_seed if run["model"].get("attention")]
+    attention_extra = {"attention": mean_attention(attention)} if attention else {}
     return build_metrics_record(
         protocol=cfg.model.protocol,
         dataset=cfg.data.source,
@@ -51,11 +53,28 @@ def run_test_protocol(
             "experiment": cfg.get("experiment_name"),
             "seed": cfg.get("seed"),
             "per_seed": [
-                {"seed": run["seed"], "subsets": run["model"]["subsets"], "all": run["model"]["all"]} for run in per_seed
+                {"seed": run["seed"], "subsets": run["model"]["subsets"], "all": run["model"]["all"],
+                 **({"attention": run["model"]["attention"]} if run["model"].get("attention") else {})}
+                for run in per_seed
             ] if with_references else [],
+            **attention_extra,
             **(extra or {}),
         },
     )
+
+
+def mean_attention(per_seed: list[dict[str, float]]) -> dict[str, float]:
+    """Mean over seeds of the attention accuracy (``attention_on_match``, ``match_area_share``)
+    and their ratio: how many times more attention the matching object gets than its area."""
+    on_match = sum(a["attention_on_match"] for a in per_seed) / len(per_seed)
+    area = sum(a["match_area_share"] for a in per_seed) / len(per_seed)
+    return {
+        "attention_on_match": on_match,
+        "match_area_share": area,
+        "ratio": on_match / area if area > 0 else float("nan"),
+        "n": int(per_seed[0]["n"]),
+        "seeds": len(per_seed),
+    }
 
 
 def protocol_title(cfg: DictConfig) -> str:
