@@ -14,10 +14,10 @@ setup: ## create .venv and install raiha with its dev extras (pip install -e '.[
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -e '.[dev]'
 
-test: ## run the whole test suite (CI runs this)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+test: ## run the whole test suite and execute the notebooks (CI runs this)
+	$(PY) -m pytest -q --nbmake --nbmake-timeout=900 tests notebooks $(PYTEST_ARGS)
 
-test-fast: ## the tests without the slow (training, subprocess) ones
+test-fast: ## the tests without the slow (training, subprocess) ones, no notebooks
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 train: ## train on the built-in synthetic world and print the results table

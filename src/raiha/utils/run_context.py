@@ -19,9 +19,14 @@ def log_config(loggers: list[Logger], cfg: DictConfig) -> None:
 
 
 def resolve_resume_checkpoint(ckpt_path: str | None, output_dir: Path) -> str | None:
-    """``None`` (fresh run), ``"last"`` (``<output_dir>/checkpoints/last.ckpt``) or a path."""
+    """``None`` (fresh run), ``"last"`` (``<output_dir>/checkpoints/last.ckpt``, which must
+    exist), ``"auto"`` (that file if it exists, else a fresh run: what a requeued cluster job
+    needs) or a path."""
     if ckpt_path is None:
         return None
+    if ckpt_path == "auto":
+        last = output_dir / "checkpoints" / "last.ckpt"
+        return str(last) if last.is_file() else None
     if ckpt_path == "last":
         last = output_dir / "checkpoints" / "last.ckpt"
         if not last.is_file():
