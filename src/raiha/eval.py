@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from raiha.models.checkpoint_io import load_module_weights
 from raiha.utils.config import CONFIG_DIR
 from raiha.utils.instantiate import instantiate_callbacks, instantiate_loggers
-from raiha.utils.results_io import report_results
+from raiha.utils.results_io import log_results_tables, report_results
 from raiha.utils.run_context import finish_loggers, log_config
 from raiha.utils.test_protocol import protocol_title, run_test_protocol
 
@@ -45,6 +45,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         )
         if trainer.is_global_zero:
             report_results(cfg.paths.output_dir, record, subset_order=datamodule.subset_names, title=protocol_title(cfg))
+            log_results_tables(loggers, record, subset_order=datamodule.subset_names)
     finally:
         finish_loggers(loggers)
     return record

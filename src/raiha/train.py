@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from raiha.inference.model_card import build_model_card
 from raiha.utils.config import CONFIG_DIR
 from raiha.utils.instantiate import instantiate_callbacks, instantiate_loggers
-from raiha.utils.results_io import report_results
+from raiha.utils.results_io import log_results_tables, report_results
 from raiha.utils.run_context import finish_loggers, log_config, resolve_resume_checkpoint
 from raiha.utils.test_protocol import protocol_title, run_test_protocol
 
@@ -48,6 +48,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             )
             if trainer.is_global_zero:
                 path = report_results(output_dir, record, subset_order=datamodule.subset_names, title=protocol_title(cfg))
+                log_results_tables(loggers, record, subset_order=datamodule.subset_names)
                 log.info("metrics written to %s", path)
     finally:
         finish_loggers(loggers)

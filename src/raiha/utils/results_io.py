@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from raiha.metrics.results_table import improvement_summary, print_results_table
+from raiha.metrics.results_table import improvement_summary, print_results_table, results_rows
 from raiha.utils.atomic_io import atomic_write_json
 
 
@@ -48,3 +48,23 @@ def report_results(
         print("model vs composite baseline: " + "; ".join(parts))
         print(f"beats the composite baseline on every subset: {verdict}")
     return path
+
+
+def log_results_tables(loggers: list[Any], record: dict[str, Any], *, subset_order: list[str] | None) -> int:
+    """Send the paper-layout table (composite and model rows) and the attention accuracy to
+    every logger that takes tables (W&B: ``wandb.Table`` under ``test/results_table``).
+    Returns how many loggers took it. The same numbers are in ``metrics.json`` for offline users."""
+    rows_by_method = {}
+    if "composite_baseline" in record:
+        rows_by_method["Composite"] = record["composite_baseline"]
+    rows_by_method["Model"] = {"subsets": record["subsets"], "all": record["all"]}
+    header, rows = results_rows(rows_by_method, subset_order)
+    sent = 0
+    for logger in loggers:
+        if not hasattr(logger, "log_table"):
+            continue
+        logger.log_table(key="test/results_table", columns=header, data=rows)
+        if record.get("attention"):
+            logger.log_metrics({f"test/attention/{key}": float(value) for key, value in record["attention"].items()})
+        sent += 1
+    return sent
