@@ -33,7 +33,8 @@ def test_joblib_multirun_gives_separate_complete_runs(tmp_path: Path) -> None:
         runs = list((job / "wandb").glob("offline-run-*"))
         assert len(runs) == 1  # its own W&B run, not merged with the other job's
         raw = next(runs[0].glob("run-*.wandb")).read_bytes()
-        assert b"joblib-sweep" in raw and b"pytest" in raw and b"joblib" in raw  # group and tags
+        assert b"joblib-sweep/sweep" in raw  # the group names the sweep: its runs together, apart from others
+        assert b"pytest" in raw and b"joblib" in raw  # tags
     run_ids = {next((job / "wandb").glob("offline-run-*")).name.rsplit("-", 1)[1] for job in jobs}
     assert len(run_ids) == 2
     assert not (tmp_path / "outputs").exists()

@@ -34,12 +34,29 @@ def wandb_should_run_offline() -> bool:
     return credentials is None
 
 
+def sweep_group(group: str) -> str:
+    """The W&B group of a run: ``group`` alone, or ``group/<sweep folder>`` inside a multirun,
+    so the runs of one sweep are grouped together and two sweeps never merge."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hydra_config = HydraConfig.get()
+    except (ImportError, ValueError):  # not inside a Hydra app (tests, notebooks)
+        return group
+    if hydra_config.mode != RunMode.MULTIRUN:
+        return group
+    return f"{group}/{Path(str(hydra_config.sweep.dir)).name}"
+
+
 def register_resolvers() -> None:
     """Register raiha's resolvers once (safe to call again)."""
     if not OmegaConf.has_resolver("raiha_root"):
         OmegaConf.register_new_resolver("raiha_root", lambda: str(REPO_ROOT))
     if not OmegaConf.has_resolver("wandb_offline"):
         OmegaConf.register_new_resolver("wandb_offline", wandb_should_run_offline)
+    if not OmegaConf.has_resolver("sweep_group"):
+        OmegaConf.register_new_resolver("sweep_group", sweep_group)
 
 
 register_resolvers()
