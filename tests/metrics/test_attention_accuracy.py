@@ -25,6 +25,24 @@ def test_known_answers() -> None:
     assert result["n"] == 2
     assert math.isclose(result["attention_on_match"], (1.0 + 0.25) / 2)
     assert math.isclose(result["match_area_share"], 0.25)
+    assert math.isclose(result["reference_mass"], 1.0, rel_tol=1e-6)  # every weight is on reference cells
+    assert math.isclose(result["on_match_within_reference"], 0.625, rel_tol=1e-6)
+    assert math.isclose(result["match_key_share"], 1 / 7, rel_tol=1e-6)  # 8 cells, 1 query: 7 keys, 1 matching
+
+
+def test_attention_on_the_composite_background_is_not_reference_mass() -> None:
+    fg = torch.zeros(1, 1, 2, 4)
+    fg[:, :, 0, 0] = 1
+    match = torch.zeros(1, 1, 16, 16)
+    match[:, :, :8, :8] = 1
+    weights = torch.zeros(1, 8, 8)
+    weights[0, 0, 1] = 0.6  # composite background (wide index 1)
+    weights[0, 0, 2] = 0.4  # the match
+    result = AttentionOnMatch()
+    result.update(weights, fg, match)
+    scores = result.compute()
+    assert math.isclose(scores["reference_mass"], 0.4, rel_tol=1e-6)
+    assert math.isclose(scores["on_match_within_reference"], 1.0, rel_tol=1e-6)
 
 
 def test_samples_without_a_match_are_not_scored() -> None:

@@ -64,17 +64,15 @@ def run_test_protocol(
 
 
 def mean_attention(per_seed: list[dict[str, float]]) -> dict[str, float]:
-    """Mean over seeds of the attention accuracy (``attention_on_match``, ``match_area_share``)
-    and their ratio: how many times more attention the matching object gets than its area."""
-    on_match = sum(a["attention_on_match"] for a in per_seed) / len(per_seed)
-    area = sum(a["match_area_share"] for a in per_seed) / len(per_seed)
-    return {
-        "attention_on_match": on_match,
-        "match_area_share": area,
-        "ratio": on_match / area if area > 0 else float("nan"),
-        "n": int(per_seed[0]["n"]),
-        "seeds": len(per_seed),
-    }
+    """Mean over seeds of every attention-accuracy figure
+    (:class:`raiha.metrics.attention_accuracy.AttentionOnMatch`), plus ``ratio``: how many
+    times more attention the matching object gets than uniform attention over the keys
+    would give it (``attention_on_match / match_key_share``)."""
+    keys = [key for key in per_seed[0] if key != "n"]
+    mean = {key: sum(float(a[key]) for a in per_seed) / len(per_seed) for key in keys}
+    baseline = mean.get("match_key_share", mean["match_area_share"])
+    mean["ratio"] = mean["attention_on_match"] / baseline if baseline > 0 else float("nan")
+    return {**mean, "n": int(per_seed[0]["n"]), "seeds": len(per_seed)}
 
 
 def protocol_title(cfg: DictConfig) -> str:
