@@ -118,3 +118,19 @@ def test_missing_grid_is_named() -> None:
     lookup = SemanticGridLookup([FakeStore(["a.jpg"])])
     with pytest.raises(KeyError, match="no semantic grid for b.jpg"):
         lookup.grid("b.jpg")
+
+
+def test_evaluation_always_uses_the_retrieved_references(world) -> None:
+    """use_retrieved / use_augmented are training ablations: every Table III row is tested
+    on the same retrieved references (never on a crop of the target)."""
+    from raiha.data.references.wiring import ReferenceArtifacts, wrap_with_references
+
+    _, base = world
+    lists = {record.composite: [base.records[(i + 1) % len(base)].real] for i, record in enumerate(base.records)}
+    artifacts = ReferenceArtifacts(lists={"train": lists, "test": lists})
+    ablation = {"use_retrieved": False, "use_augmented": True}
+    train = wrap_with_references(base, artifacts, ablation, "train", 0, training=True)
+    test = wrap_with_references(base, artifacts, ablation, "test", 0, training=False)
+    assert train.candidates(base.records[0].composite) == [AUGMENTED]
+    assert test.candidates(base.records[0].composite) == lists[base.records[0].composite]
+    assert SOURCE_CODES["retrieved"] == int(test[0]["reference_source"])

@@ -98,11 +98,13 @@ def wrap_with_references(
     match_masks: Any = None,
 ) -> ReferenceDataset:
     """``dataset`` with references drawn from ``artifacts.lists[split]`` (plus the augmented one
-    when ``training``; evaluation draws retrieved references only, as RAHarmony4 does)."""
+    when ``training``). Evaluation always draws retrieved references only, as RAHarmony4
+    does: ``use_retrieved`` / ``use_augmented`` are training ablations, and every row of
+    Table III is tested on the same composites with the same references."""
     return ReferenceDataset(
         dataset,
         reference_lists=artifacts.lists.get(split, {}),
-        use_retrieved=bool(settings.get("use_retrieved", True)),
+        use_retrieved=bool(settings.get("use_retrieved", True)) if training else True,
         use_augmented=bool(settings.get("use_augmented", True)) if training else False,
         semantic=artifacts.semantic,
         seed=seed,
