@@ -71,3 +71,15 @@ def test_fused_rain_equals_the_authors_formulation(seed: int) -> None:
     features.requires_grad_(True)
     fused(features, mask).sum().backward()
     assert torch.isfinite(features.grad).all()
+
+
+def test_fused_rain_runs_under_bf16_autocast_and_keeps_the_features_dtype() -> None:
+    generator = torch.Generator().manual_seed(3)
+    features = torch.randn(2, 8, 16, 16, generator=generator)
+    mask = (torch.rand(2, 1, 16, 16, generator=generator) > 0.6).float()
+    norm = RegionAwareInstanceNorm(8)
+    reference = norm(features, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        halved = norm(features.bfloat16(), mask)
+    assert halved.dtype == torch.bfloat16
+    assert torch.allclose(halved.float(), reference, atol=0.1, rtol=0.05)

@@ -100,9 +100,12 @@ class RegionAwareInstanceNorm(nn.Module):
         bg_shift = self.background_beta.view(shape) - bg_mean * bg_scale
         fg_scale = bg_std / fg_std * fg_gain
         fg_shift = (bg_mean - fg_mean * bg_std / fg_std) * fg_gain + self.foreground_beta.view(shape)
-        scale = torch.lerp(bg_scale, fg_scale, mask)  # [B, C, H, W]
-        shift = torch.lerp(bg_shift, fg_shift, mask)
-        return torch.addcmul(shift, features, scale)
+        # under bf16 autocast the moments are float32 and the features bf16: compute in the
+        # moments' dtype, return the features' dtype
+        weight = mask.to(bg_scale.dtype)
+        scale = torch.lerp(bg_scale, fg_scale, weight)  # [B, C, H, W]
+        shift = torch.lerp(bg_shift, fg_shift, weight)
+        return torch.addcmul(shift, features.to(scale.dtype), scale).to(features.dtype)
 
 
 class MaskAgnosticNorm(nn.Module):
