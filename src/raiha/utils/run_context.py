@@ -26,17 +26,26 @@ def resolve_resume_checkpoint(ckpt_path: str | None, output_dir: Path) -> str | 
         return None
     if ckpt_path == "auto":
         last = output_dir / "checkpoints" / "last.ckpt"
-        return str(last) if last.is_file() else None
+        return _readable(last) if last.is_file() else None
     if ckpt_path == "last":
         last = output_dir / "checkpoints" / "last.ckpt"
         if not last.is_file():
             raise FileNotFoundError(
                 f"ckpt_path=last but {last} does not exist; resume with hydra.run.dir=<the run's folder> ckpt_path=last"
             )
-        return str(last)
+        return _readable(last)
     path = Path(ckpt_path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} (ckpt_path) not found")
+    return _readable(path)
+
+
+def _readable(path: Path) -> str:
+    """``path`` after a ``weights_only`` read: a truncated or corrupt checkpoint is named
+    here (``CheckpointError``) instead of failing deep inside Lightning."""
+    from raiha.models.checkpoint_io import read_checkpoint
+
+    read_checkpoint(path)
     return str(path)
 
 
