@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from raiha.models.fusion import MaskedFusionAttention, foreground_cells_from_mask, key_attention_map
 
@@ -99,3 +100,30 @@ def test_fused_training_kernel_equals_the_explicit_attention(with_key_mask: bool
     torch.testing.assert_close(fused.features, explicit.features, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="eval mode"):
         key_attention_map(fused, (32, 32))
+
+
+def test_cosine_semantic_init_starts_attention_on_the_matching_cells() -> None:
+    """With ``semantic_init='cosine'`` an untrained SGF block already attends to the key cell
+    whose semantic vector matches the query's, whatever the decoder features say."""
+    torch.manual_seed(0)
+    channels, semantic_channels = 16, 32
+    block = MaskedFusionAttention(channels=channels, semantic_channels=semantic_channels, semantic_init="cosine").eval()
+    random_block = MaskedFusionAttention(channels=channels, semantic_channels=semantic_channels).eval()
+    features = torch.randn(1, channels, 4, 4)
+    semantic = F.normalize(torch.randn(1, semantic_channels, 4, 4), dim=1)
+    semantic[:, :, 3, 3] = semantic[:, :, 0, 0]  # key cell 15 shows what query cell 0 shows
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[:, :, 0, 0] = 1  # cell 0 is the only query
+    weights = block(features, mask, semantic).weights[0, 0]  # [16]
+    assert int(weights.argmax()) == 15 and weights[15] > 0.5
+    assert random_block(features, mask, semantic).weights[0, 0, 15] < 0.5
+    with pytest.raises(ValueError, match="semantic_init"):
+        MaskedFusionAttention(channels=channels, semantic_channels=semantic_channels, semantic_init="other")
+
+
+def test_rhnet_keeps_the_cosine_init_after_its_own_weight_init() -> None:
+    from raiha.models.rhnet import RHNet
+
+    net = RHNet(base_width=4, attention="sgf", semantic_channels=8, semantic_init="cosine")
+    weight = net.fusion.query_projection.weight[:, :, 0, 0]  # [P, C + S]
+    assert weight[:, :-8].abs().max() == 0 and weight[:, -8:].abs().max() > 0

@@ -56,6 +56,9 @@ def foreground_cells_from_mask(mask: Tensor, grid_size: tuple[int, int]) -> Tens
     return (F.max_pool2d(mask, kernel_size=kernel, stride=kernel) > 0).to(mask.dtype)
 
 
+SEMANTIC_INITS = ("random", "cosine")
+
+
 class MaskedFusionAttention(nn.Module):
     """Foreground-queries-background attention with optional semantic guidance."""
 
@@ -68,6 +71,7 @@ class MaskedFusionAttention(nn.Module):
         shared_projection: bool = False,
         temperature: float = 20.0,
         fused: bool = True,
+        semantic_init: str = "random",
     ) -> None:
         """Args:
         channels: channels of the decoder feature (also the value channels).
@@ -78,6 +82,11 @@ class MaskedFusionAttention(nn.Module):
         temperature: multiplies the cosine scores before the softmax.
         fused: in training mode use ``scaled_dot_product_attention`` (no weights kept);
             eval mode always materialises the weights for the attention maps.
+        semantic_init: ``random`` (PyTorch's default init) or ``cosine``: the query and key
+            projections start as one shared random map of the semantic grid and ignore the
+            decoder features, so the first scores are the semantic cosine (JL-preserved)
+            and attention starts on the semantically matching cells; training then adds
+            the decoder features.
         """
         super().__init__()
         projection_channels = projection_channels or channels
@@ -91,6 +100,24 @@ class MaskedFusionAttention(nn.Module):
             else nn.Conv2d(channels + semantic_channels, projection_channels, 1)
         )
         self.fuse = nn.Conv2d(2 * channels, channels, 1, bias=False)
+        if semantic_init not in SEMANTIC_INITS:
+            raise ValueError(f"semantic_init must be one of {SEMANTIC_INITS}, got {semantic_init!r}")
+        self.semantic_init = semantic_init
+        self.reset_semantic_projection()
+
+    @torch.no_grad()
+    def reset_semantic_projection(self, seed: int = 0) -> None:
+        """Apply ``semantic_init='cosine'`` (no-op otherwise or without a semantic grid)."""
+        if self.semantic_init != "cosine" or not self.semantic_channels:
+            return
+        projection, inputs = self.query_projection.weight.shape[:2]
+        generator = torch.Generator().manual_seed(seed)
+        semantic_map = torch.randn(projection, self.semantic_channels, generator=generator) / projection**0.5
+        for layer in {self.query_projection, self.key_projection}:
+            layer.weight.zero_()
+            layer.weight[:, inputs - self.semantic_channels :, 0, 0] = semantic_map
+            if layer.bias is not None:
+                layer.bias.zero_()
 
     def forward(
         self, features: Tensor, mask: Tensor, semantic: Tensor | None = None, key_mask: Tensor | None = None

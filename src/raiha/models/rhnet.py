@@ -117,6 +117,7 @@ class RHNet(nn.Module):
         semantic_channels: int = 768,
         attention: str = "sgf",
         shared_projection: bool = True,
+        semantic_init: str = "random",
         temperature: float = 20.0,
         input_mask_channel: bool = False,
         decoder_norm: str = "rain",
@@ -128,6 +129,7 @@ class RHNet(nn.Module):
         semantic_channels: channels of the DVT grid used by SGF (768 for ViT-B).
         attention: "sgf" (Eq. 8-10), "plain" (Eq. 7, no semantic grid) or "none".
         shared_projection: one 1x1 projection for queries and keys (the trained variant).
+        semantic_init: ``random`` or ``cosine`` (see :class:`MaskedFusionAttention`).
         temperature: scale of the cosine scores (20 in the authors' code).
         input_mask_channel: feed RGB + mask (4 channels) instead of RGB only.
         decoder_norm: the norm of the five upper decoder stages ("rain" by default).
@@ -171,9 +173,12 @@ class RHNet(nn.Module):
                 semantic_channels=semantic_channels if attention == "sgf" else 0,
                 shared_projection=shared_projection,
                 temperature=temperature,
+                semantic_init=semantic_init,
             )
         self.head = nn.ConvTranspose2d(2 * width, 3, 3, padding=1)
         self.init_weights(init_std)
+        if self.fusion is not None:
+            self.fusion.reset_semantic_projection()  # init_weights drew the projections again
 
     def init_weights(self, std: float = 0.02) -> None:
         """The authors' init: conv weights normal(0, std), conv biases 0 (RAIN stays at 0)."""

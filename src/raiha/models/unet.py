@@ -76,6 +76,7 @@ class UNetHarmonizer(nn.Module):
         attention_stride: int = 8,
         semantic_channels: int = 0,
         shared_projection: bool = False,
+        semantic_init: str = "random",
         temperature: float = 20.0,
         output_mode: str = "residual",
     ) -> None:
@@ -105,6 +106,7 @@ class UNetHarmonizer(nn.Module):
                 semantic_channels=semantic_channels if attention == "sgf" else 0,
                 shared_projection=shared_projection,
                 temperature=temperature,
+                semantic_init=semantic_init,
             )
         self.head = nn.Conv2d(widths[0], 3, 1)
 
