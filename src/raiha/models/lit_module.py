@@ -7,6 +7,7 @@ also scores the composite itself (input = output), the baseline every table prin
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -21,6 +22,9 @@ from raiha.models.loss import foreground_normalized_mse
 from raiha.models.lr_schedule import constant_then_linear_factor
 from raiha.models.reference_input import harmonize
 from raiha.models.speed_options import set_fused_kernels, to_channels_last
+from raiha.utils.atomic_io import atomic_write_json
+
+TEST_RESULTS_FILE = "test_results.json"  # the last test's results, written by global rank zero
 
 
 class HarmonizationModule(L.LightningModule):
@@ -198,6 +202,10 @@ class HarmonizationModule(L.LightningModule):
         self.test_baseline_metrics.reset()
         self._log_results("test", self.test_results["model"])
         self._log_results("test_composite", self.test_results["composite"])
+        if self.trainer.is_global_zero:
+            # strategies that test in spawned processes (ddp_spawn) do not send attributes
+            # back to the launching process: it reads the synced results from this file
+            atomic_write_json(Path(self.trainer.default_root_dir) / TEST_RESULTS_FILE, self.test_results)
 
     def _log_results(self, prefix: str, results: dict[str, Any]) -> None:
         """Log "All" and every subset as scalars, e.g. ``val/mse`` and ``val/hard/mse``."""

@@ -7,6 +7,8 @@ composite; the record holds every seed's results and their mean and std.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -39,7 +41,7 @@ def run_test_protocol(
         if seed is not None:
             datamodule.set_reference_seed(seed)
         trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, verbose=False)
-        per_seed.append({"seed": seed, **model.test_results})
+        per_seed.append({"seed": seed, **_test_results(trainer, model)})
     model_results = aggregate_runs([run["model"] for run in per_seed]) if with_references else per_seed[0]["model"]
     attention = [run["model"]["attention"] for run in per_seed if run["model"].get("attention")]
     attention_extra = {"attention": mean_attention(attention)} if attention else {}
@@ -61,6 +63,20 @@ def run_test_protocol(
             **(extra or {}),
         },
     )
+
+
+def _test_results(trainer: L.Trainer, model: L.LightningModule) -> dict[str, Any]:
+    """The test's results: the module's attribute, or the file rank zero wrote when the test
+    ran in spawned processes (``ddp_spawn``: the launching process never sees the attribute)."""
+    results = getattr(model, "test_results", None)
+    if results:
+        return results
+    from raiha.models.lit_module import TEST_RESULTS_FILE
+
+    path = Path(trainer.default_root_dir) / TEST_RESULTS_FILE
+    if not path.is_file():
+        raise RuntimeError(f"the test produced no results (neither on the module nor in {path})")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def mean_attention(per_seed: list[dict[str, float]]) -> dict[str, float]:
