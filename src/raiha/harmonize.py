@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import numpy as np
 from omegaconf import DictConfig
 from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -89,23 +88,18 @@ def harmonize_files(cfg: DictConfig) -> list[dict[str, Any]]:
                 jobs += model.plan(composite, mask, reference=cfg.reference, gallery=gallery, gallery_root=root,
                                    top_k=int(cfg.top_k))  # fmt: skip
             ranks: dict[str, int] = {}
-            for result, job in zip(model.run(jobs, method=cfg.method, batch_size=int(cfg.batch_size)), _order(jobs)):
+            for result in model.run(jobs, method=cfg.method, batch_size=int(cfg.batch_size)):
                 stem = Path(result.name).stem
                 rank = ranks.get(stem, 0)
                 ranks[stem] = rank + 1
                 record = save_result(result, out_dir, stem, rank if int(cfg.top_k) > 1 else None)
-                if job.reference_pixels is not None and rank == 0:
-                    Image.fromarray(np.asarray(job.reference_pixels)).save(out_dir / f"{stem}_reference.png")
+                if result.reference_image is not None and rank == 0:
+                    Image.fromarray(result.reference_image).save(out_dir / f"{stem}_reference.png")
                 records.append(record)
             progress.advance(task, len(chunk))
     atomic_write_text(out_dir / "results.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     log.info("%d outputs written to %s", len(records), out_dir)
     return records
-
-
-def _order(jobs: list) -> list:
-    """Jobs in the order :meth:`Harmonizer.run` yields their results."""
-    return [job for job in jobs if job.reference is not None] + [job for job in jobs if job.reference is None]
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="harmonize")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ class HarmonizationResult:
         name: the input's name (its path, or "the composite array").
         reference: the reference used (a path, "the reference array") or None (non-reference).
         reference_scores: ``(content, illumination)`` scores of a retrieved reference.
+        reference_image: uint8 ``[h, w, 3]``, the reference used, as read (None without one).
         output_small: uint8 ``[S, S, 3]``, the network's pasted output at the model size.
         attention: uint8 ``[S, W', 3]``: the attention the foreground sends to the
             background (left) and the reference (right, when one is used), drawn in red.
@@ -68,6 +69,7 @@ class HarmonizationResult:
     name: str
     reference: str | None = None
     reference_scores: tuple[float, float] | None = None
+    reference_image: np.ndarray | None = None
     output_small: np.ndarray | None = None
     attention: np.ndarray | None = None
     note: str = ""
@@ -81,7 +83,6 @@ class _Job:
     reference_name: str | None = None
     scores: tuple[float, float] | None = None
     note: str = ""
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def _to_uint8(image: Tensor) -> np.ndarray:
@@ -290,5 +291,6 @@ class Harmonizer:
                 attention = _to_uint8(attention_overlay(shown, heat[index : index + 1])[0])
             yield HarmonizationResult(
                 image=full, name=prepared.name, reference=job.reference_name, reference_scores=job.scores,
+                reference_image=job.reference_pixels,
                 output_small=_to_uint8(pasted[index]), attention=attention, note=job.note,
             )  # fmt: skip

@@ -156,7 +156,7 @@ class HarmonizationModule(L.LightningModule):
         loss = foreground_normalized_mse(pasted, batch["real"], batch["mask"], self.hparams.min_foreground_area)
         self.log("val/loss", loss, sync_dist=True, batch_size=pasted.shape[0])
         self.val_metrics.update(pasted, batch["real"], batch["mask"], batch["subset_idx"], batch["index"])
-        return self._step_outputs(batch, pasted, output)
+        return self._step_outputs(batch, pasted, output, with_map=batch_idx == 0)
 
     def on_validation_epoch_end(self) -> None:
         results = self.val_metrics.compute()
@@ -172,18 +172,21 @@ class HarmonizationModule(L.LightningModule):
         args = (batch["real"], batch["mask"], batch["subset_idx"], batch["index"])
         self.test_metrics.update(pasted, *args)
         self.test_baseline_metrics.update(batch["composite"], *args)
-        return self._step_outputs(batch, pasted, output)
+        return self._step_outputs(batch, pasted, output, with_map=batch_idx == 0)
 
-    def _step_outputs(self, batch: dict[str, Any], pasted: Tensor, output: HarmonizerOutput) -> dict[str, Any]:
+    def _step_outputs(
+        self, batch: dict[str, Any], pasted: Tensor, output: HarmonizerOutput, *, with_map: bool = True
+    ) -> dict[str, Any]:
         """What the image callbacks draw: the output and where the fusion looked.
 
         ``attention_map`` is ``[B, 1, H, W']`` in [0, 1]: the attention each key cell
         receives from the foreground (paper Fig. 3), over the composite's background and,
-        in the reference setting, over the reference on the right (``W' = 2W``).
+        in the reference setting, over the reference on the right (``W' = 2W``); only
+        ``with_map`` (the first batch, the one the image callback draws).
         """
         weights = _attention_weights(output)
         attention_map = None
-        if weights is not None and output.attention is not None:
+        if with_map and weights is not None and output.attention is not None:
             height = batch["composite"].shape[-2]
             grid_h, grid_w = output.attention.foreground_cells.shape[-2:]
             attention_map = key_attention_map(output.attention, (height, height * grid_w // grid_h))
