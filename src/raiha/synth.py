@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=list(_DEFAULTS.objects_per_scene),
     )
     parser.add_argument("--shading-strength", type=float, default=_DEFAULTS.shading_strength)
+    parser.add_argument(
+        "--composite-light-jitter",
+        type=float,
+        default=_DEFAULTS.composite_light_jitter,
+        help="per-channel log-gain range of the composite's foreground light (0: discrete lights)",
+    )
     parser.add_argument("--jpeg-quality", type=int, default=_DEFAULTS.jpeg_quality)
     return parser
 

@@ -268,6 +268,7 @@ def test_cache_key_changes_with_every_field() -> None:
         "ground_material": None,
         "objects_per_scene": (2, 4),
         "shading_strength": 0.1,
+        "composite_light_jitter": 0.2,
         "jpeg_quality": 90,
     }
     assert set(changes) == {field.name for field in dataclasses.fields(SyntheticWorldConfig)}
@@ -288,6 +289,7 @@ def test_cache_key_changes_with_every_field() -> None:
         ("objects_per_scene", (1, 3)),
         ("num_identities", 2),
         ("ground_material", 4),
+        ("composite_light_jitter", -0.1),
     ],
 )
 def test_bad_config_names_the_field(field: str, value: object) -> None:
@@ -362,6 +364,31 @@ def test_ground_material_is_shared_by_every_floor() -> None:
     assert len({spec.materials[0] for spec in shared}) > 1
     free = plan_world(SyntheticWorldConfig(num_train=60, num_test=20, ground_material=None))
     assert len({spec.materials[1] for spec in free}) > 1
+
+
+def test_composite_light_jitter_relights_only_the_composite_foreground() -> None:
+    plain_cfg = SyntheticWorldConfig(num_train=40, num_test=10, num_identities=12)
+    jitter_cfg = dataclasses.replace(plain_cfg, composite_light_jitter=0.3)
+    plain, jittered = plan_world(plain_cfg), plan_world(jitter_cfg)
+    # the jitter has its own generator: the same scenes, lights and layouts
+    assert [dataclasses.replace(s, composite_gains=(1.0, 1.0, 1.0)) for s in jittered] == plain
+    assert {s.composite_gains for s in plain} == {(1.0, 1.0, 1.0)}
+    gains = np.asarray([s.composite_gains for s in jittered])  # [N, 3]
+    assert np.abs(np.log(gains)).max() <= 0.3 + 1e-9
+    assert np.abs(np.log(gains)).mean() > 0.1  # spread over the range, per channel
+    assert len({tuple(g) for g in gains}) == len(jittered)
+    catalogue = build_catalogue(jitter_cfg)
+    spec = jittered[0]
+    rendered = render_scene(spec, catalogue, jitter_cfg.shading_strength)
+    reference = render_scene(plain[0], catalogue, plain_cfg.shading_strength)
+    np.testing.assert_array_equal(rendered.real, reference.real)
+    expected = relight(
+        rendered.albedo,
+        catalogue.illuminant_rgb[spec.composite_illuminant] * np.asarray(spec.composite_gains, np.float32),
+        rendered.shading,
+    )
+    np.testing.assert_array_equal(rendered.composite[rendered.mask], expected[rendered.mask])
+    assert not np.array_equal(rendered.composite[rendered.mask], reference.composite[reference.mask])
 
 
 def test_jpegs_keep_full_resolution_chroma(small_world: Path) -> None:

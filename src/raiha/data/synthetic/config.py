@@ -39,6 +39,12 @@ class SyntheticWorldConfig:
         objects_per_scene: inclusive (min, max) number of objects, foreground included;
             min >= 2 so that an easy scene can hold the foreground and its twin.
         shading_strength: amplitude of the scene-wide linear shading gradient.
+        composite_light_jitter: the composite's foreground light is a world illuminant
+            times a per-channel gain ``exp(U(-j, j))`` drawn per scene (0: exactly one of
+            the illuminants). With a continuous foreground light the object's own colours
+            no longer tell which light it was shot under, so its intrinsic colour is
+            ambiguous without a reference (the ill-posed case the paper targets); the
+            background still shows the scene light.
         jpeg_quality: JPEG quality of real and composite images.
     """
 
@@ -53,6 +59,7 @@ class SyntheticWorldConfig:
     ground_material: int | None = 0
     objects_per_scene: tuple[int, int] = (2, 3)
     shading_strength: float = 0.15
+    composite_light_jitter: float = 0.0
     jpeg_quality: int = 95
 
     def __post_init__(self) -> None:
@@ -104,6 +111,10 @@ class SyntheticWorldConfig:
                 )
         if not 0.0 <= self.shading_strength < 1.0:
             problems.append(f"shading_strength={self.shading_strength} is outside [0, 1)")
+        if not 0.0 <= self.composite_light_jitter <= 1.0:
+            problems.append(
+                f"composite_light_jitter={self.composite_light_jitter} is outside [0, 1]"
+            )
         if not 1 <= self.jpeg_quality <= 100:
             problems.append(f"jpeg_quality={self.jpeg_quality} is outside [1, 100]")
         if problems:

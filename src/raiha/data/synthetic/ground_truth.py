@@ -68,6 +68,7 @@ def image_entry(spec: SceneSpec, catalogue: Catalogue, labels: np.ndarray) -> di
             "identity": spec.foreground.identity,
             "class": int(catalogue.identity_classes[spec.foreground.identity]),
             "composite_illuminant": spec.composite_illuminant,
+            "composite_gains": [round(g, 6) for g in spec.composite_gains],
         },
         "composite": paths["composite"],
         "mask": paths["mask"],

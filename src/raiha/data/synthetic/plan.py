@@ -15,7 +15,9 @@ Scheduling (all deterministic in ``cfg.seed``):
 - Test foreground identities come from a balanced stream over identities present in
   the train real images; the test background illuminant is drawn among the illuminants
   under which that identity appears in train, so a relevant reference always exists.
-- Composite illuminant: uniform among the illuminants other than the background's.
+- Composite illuminant: uniform among the illuminants other than the background's,
+  times per-channel gains ``exp(U(-j, j))`` with ``j = cfg.composite_light_jitter``
+  (drawn from a generator of their own, so j = 0 plans exactly the same world).
 - Background: a wall and a floor material split at a horizon row in [35%, 65%] of the
   height. The floor is ``cfg.ground_material`` (shared by every scene) and the wall is
   drawn among all materials (so it is the ground material too in ``1 / num_materials``
@@ -67,6 +69,7 @@ class SceneSpec:
     horizon: int
     shading_angle: float
     objects: tuple[ObjectSpec, ...]
+    composite_gains: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
     @property
     def foreground(self) -> ObjectSpec:
@@ -141,6 +144,15 @@ def _scene_background(
     return (wall, floor), horizon, float(rng.uniform(0.0, 2.0 * np.pi))
 
 
+def composite_gains(cfg: SyntheticWorldConfig, scene_id: int) -> tuple[float, float, float]:
+    """Per-channel multipliers of scene ``scene_id``'s composite light (ones without jitter)."""
+    if cfg.composite_light_jitter == 0.0:
+        return (1.0, 1.0, 1.0)
+    rng = np.random.default_rng([cfg.seed, 3, scene_id])
+    log_gains = rng.uniform(-cfg.composite_light_jitter, cfg.composite_light_jitter, size=3)
+    return tuple(float(g) for g in np.exp(log_gains))  # type: ignore[return-value]
+
+
 def _subset_order(count: int, easy_fraction: float, rng: np.random.Generator) -> list[str]:
     num_easy = int(round(easy_fraction * count))
     labels = np.asarray(["easy"] * num_easy + ["hard"] * (count - num_easy))
@@ -197,6 +209,7 @@ def plan_world(cfg: SyntheticWorldConfig) -> list[SceneSpec]:
                     horizon=horizon,
                     shading_angle=angle,
                     objects=tuple(ObjectSpec(i, b) for i, b in zip(identities, boxes, strict=True)),
+                    composite_gains=composite_gains(cfg, scene_id),
                 )
             )
             if split == "train":

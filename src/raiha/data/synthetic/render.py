@@ -5,7 +5,8 @@ illuminant's ``gains * brightness`` and ``shading = 1 + s * (cos(a) x + sin(a) y
 with ``x, y`` in [-1, 1] (pixel centres), a linear gradient of amplitude
 ``s = shading_strength`` shared by the whole scene. The real image lights every pixel
 with the background illuminant; the composite is the same image except that the
-foreground object's pixels are lit by the composite illuminant. Objects are binary
+foreground object's pixels are lit by the composite illuminant (times the scene's
+``composite_gains`` when the world jitters the composite light). Objects are binary
 (no anti-aliasing), so the mask is exactly the foreground's visible pixels.
 """
 
@@ -139,7 +140,9 @@ def render_scene(spec: SceneSpec, catalogue: Catalogue, shading_strength: float)
             f"{MIN_MASK_FRACTION:.0%}; this is a planner bug, please report it with the config"
         )
     background_light = catalogue.illuminant_rgb[spec.illuminant]  # [3]
-    composite_light = catalogue.illuminant_rgb[spec.composite_illuminant]  # [3]
+    composite_light = catalogue.illuminant_rgb[spec.composite_illuminant] * np.asarray(
+        spec.composite_gains, dtype=np.float32
+    )  # [3]
     real = relight(albedo, background_light, shading)
     per_pixel_light = np.where(mask[..., None], composite_light, background_light)  # [S, S, 3]
     composite = relight(albedo, per_pixel_light, shading)
