@@ -18,6 +18,7 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
+from raiha.data.epoch_sampler import EpochSeededRandomSampler
 from raiha.data.errors import RaihaDataError
 from raiha.data.harmonization_dataset import HarmonizationDataset, default_subset_names
 from raiha.data.references.wiring import (
@@ -77,6 +78,7 @@ class HarmonizationDataModule(L.LightningDataModule):
         rebuild_composite: the paper protocol's ``comp * m + real * (1 - m)`` (SPEC 6).
         val_size: composites held out of train for validation (0: none).
         split_seed: seed of the held-out draw.
+        shuffle_seed: the training order of epoch ``e`` is fixed by ``(shuffle_seed, e)``.
         resize_cache: build resized copies once (``prepare_data``) and read those.
         synthetic: fields of ``SyntheticWorldConfig`` for source "synthetic".
         train_split / test_split: list names (``IHD_<name>.txt``).
@@ -105,6 +107,7 @@ class HarmonizationDataModule(L.LightningDataModule):
         rebuild_composite: bool = True,
         val_size: int = 200,
         split_seed: int = 0,
+        shuffle_seed: int = 0,
         resize_cache: bool = False,
         synthetic: dict[str, Any] | None = None,
         train_split: str = "train",
@@ -126,6 +129,7 @@ class HarmonizationDataModule(L.LightningDataModule):
         self.val_set: HarmonizationDataset | None = None
         self.test_set: HarmonizationDataset | None = None
         self.reference_eval_seed = int((references or {}).get("eval_seed", 0))
+        self.shuffle_seed = int(shuffle_seed)
         self.reference_artifacts: ReferenceArtifacts | None = None
 
     # ------------------------------------------------------------------ where the data is
@@ -235,10 +239,12 @@ class HarmonizationDataModule(L.LightningDataModule):
     # ------------------------------------------------------------------ loaders
     def _loader(self, dataset: HarmonizationDataset, *, shuffle: bool, batch_size: int) -> DataLoader:
         workers = self.hparams.num_workers
+        # shuffled order: a function of (seed, epoch), so a resumed run replays the same epochs
+        sampler = EpochSeededRandomSampler(dataset, seed=self.shuffle_seed) if shuffle else None
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             drop_last=shuffle and len(dataset) > batch_size,
             num_workers=workers,
             pin_memory=self.hparams.pin_memory,

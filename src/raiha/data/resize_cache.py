@@ -12,6 +12,7 @@ resumed: files already present and decodable are kept.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
@@ -30,6 +31,7 @@ from raiha.data.image_io import (
 )
 from raiha.data.split_lists import HarmonizationRecord
 from raiha.utils.atomic_io import atomic_write, atomic_write_json
+from raiha.utils.build_journal import record_build
 
 CACHE_FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -147,6 +149,7 @@ def build_resized_cache(
     manifest_path = cache_dir / MANIFEST_NAME
     if manifest_path.is_file():
         return cache_dir
+    start = time.perf_counter()
     _check_record_sizes(root, records)
     jobs: dict[str, bool] = {}  # relative path -> is_mask, first-seen order
     for record in records:
@@ -172,4 +175,5 @@ def build_resized_cache(
         "num_files": len(jobs),
     }
     atomic_write_json(manifest_path, manifest)
+    record_build(cache_dir, "resized_cache", time.perf_counter() - start, size=size, files=len(jobs))
     return cache_dir

@@ -42,6 +42,7 @@ from raiha.retrieval.registry import create_extractor
 from raiha.retrieval.settings import RetrievalSettings, short_hash
 from raiha.retrieval.store_builder import build_feature_store
 from raiha.utils.atomic_io import atomic_write_json
+from raiha.utils.build_journal import record_build
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ def build_reference_lists(
         )  # fmt: skip
     summary["seconds"] = round(time.perf_counter() - start, 1)
     atomic_write_json(lists_dir / SUMMARY_FILE, summary)  # written last: marks the lists complete
+    record_build(lists_dir, "reference_lists", summary["seconds"], splits=list(splits))
     return ReferencePipelineOutputs(lists, lists_dir, gallery, composite_stores, summary, False)
 
 

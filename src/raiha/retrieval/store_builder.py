@@ -13,6 +13,7 @@ extractor, HSV config, size, list or compression is refused unless ``rebuild=Tru
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +36,7 @@ from raiha.retrieval.compression import (
 from raiha.retrieval.content_features import DenseFeatureExtractor
 from raiha.retrieval.feature_store import FeatureStore, FeatureStoreWriter, image_list_sha256
 from raiha.retrieval.hsv_histograms import HsvHistogramConfig, hsv_patch_histograms
+from raiha.utils.build_journal import record_build
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +133,7 @@ def build_feature_store(
         raise ValueError(
             f"feature store {path}: the gallery image list is empty; give at least one image"
         )
+    start = time.perf_counter()
     hsv_config = hsv_config or HsvHistogramConfig()
     if device is None:
         device = next(iter(extractor.parameters()), torch.empty(0)).device
@@ -217,6 +220,8 @@ def build_feature_store(
                 skipped,
             )
     store = writer.finish()
+    if pending:
+        record_build(path, "feature_store", time.perf_counter() - start, images=len(store))
     if len(store) == 0:
         raise ValueError(
             f"feature store {path}: none of the {len(image_paths)} gallery images could be read"

@@ -5,12 +5,18 @@
 - ``${wandb_offline:}``: True unless W&B can log online (an API key in the
   environment or in ``~/.netrc``, or ``WANDB_MODE=online``); without a key wandb would
   stop with a UsageError, so raiha logs offline and the run can be synced later.
+- ``${sweep_group:GROUP}``: the W&B group (``GROUP/<sweep folder>`` inside a multirun).
+- ``${wandb_run_id:OUTPUT_DIR}``: the W&B run id of the run folder, kept in
+  ``OUTPUT_DIR/wandb_run_id``: a resumed run (``ckpt_path=last``) continues the same
+  W&B run, a new folder gets a new run.
 """
 
 from __future__ import annotations
 
 import netrc
 import os
+import time
+import uuid
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -49,6 +55,28 @@ def sweep_group(group: str) -> str:
     return f"{group}/{Path(str(hydra_config.sweep.dir)).name}"
 
 
+WANDB_RUN_ID_FILE = "wandb_run_id"
+
+
+def wandb_run_id(output_dir: str) -> str:
+    """The run id stored in ``output_dir`` (created there, race-free, on first use)."""
+    path = Path(output_dir) / WANDB_RUN_ID_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    candidate = uuid.uuid4().hex[:12]
+    try:  # O_EXCL: of two ranks resolving at once, one writes and both read its id
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        for _ in range(100):  # the writer may not have finished its one short write
+            stored = path.read_text(encoding="utf-8").strip()
+            if stored:
+                return stored
+            time.sleep(0.01)
+        raise RuntimeError(f"{path} is empty; delete it to start a new W&B run") from None
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        stream.write(candidate + "\n")
+    return candidate
+
+
 def register_resolvers() -> None:
     """Register raiha's resolvers once (safe to call again)."""
     if not OmegaConf.has_resolver("raiha_root"):
@@ -57,6 +85,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("wandb_offline", wandb_should_run_offline)
     if not OmegaConf.has_resolver("sweep_group"):
         OmegaConf.register_new_resolver("sweep_group", sweep_group)
+    if not OmegaConf.has_resolver("wandb_run_id"):
+        OmegaConf.register_new_resolver("wandb_run_id", wandb_run_id)
 
 
 register_resolvers()

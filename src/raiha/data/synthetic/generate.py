@@ -37,6 +37,7 @@ from raiha.data.synthetic.plan import SPLITS, SUBSETS, SceneSpec, plan_world
 from raiha.data.synthetic.render import render_scene
 from raiha.data.synthetic.world import build_catalogue
 from raiha.utils.atomic_io import atomic_directory, atomic_write_json, atomic_write_text
+from raiha.utils.build_journal import record_build
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ def generate_world(root: str | Path, cfg: SyntheticWorldConfig) -> Path:
     )
     with atomic_directory(root) as tmp_root:
         world = _write_world(tmp_root, cfg)
+    record_build(root, "synthetic_world", time.perf_counter() - start, cache_key=cfg.cache_key())
     log.info(
         "synthetic world %s done in %.1f s: counts %s, coverage %s",
         cfg.cache_key(),
