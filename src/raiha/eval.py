@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from raiha.models.checkpoint_io import load_module_weights
 from raiha.utils.config import CONFIG_DIR
+from raiha.utils.ddp_relaunch import distributed_job_scope
 from raiha.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from raiha.utils.results_io import log_results_tables, report_results
 from raiha.utils.run_context import finish_loggers, log_config
@@ -55,7 +56,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns the test MSE (All)."""
     log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=False))
-    return float(evaluate(cfg)["all"]["mse"])
+    with distributed_job_scope():  # DDP ranks > 0 rerun this job only, not the whole sweep
+        return float(evaluate(cfg)["all"]["mse"])
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from raiha.inference.model_card import build_model_card
 from raiha.utils.config import CONFIG_DIR
+from raiha.utils.ddp_relaunch import distributed_job_scope
 from raiha.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from raiha.utils.results_io import log_results_tables, report_results
 from raiha.utils.run_context import finish_loggers, log_config, resolve_resume_checkpoint
@@ -59,7 +60,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the test MSE (All) for sweepers."""
     log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=False))
-    record = train(cfg)
+    with distributed_job_scope():  # DDP ranks > 0 rerun this job only, not the whole sweep
+        record = train(cfg)
     return float(record["all"]["mse"]) if record else None
 
 
