@@ -127,3 +127,25 @@ def test_rhnet_keeps_the_cosine_init_after_its_own_weight_init() -> None:
     net = RHNet(base_width=4, attention="sgf", semantic_channels=8, semantic_init="cosine")
     weight = net.fusion.query_projection.weight[:, :, 0, 0]  # [P, C + S]
     assert weight[:, :-8].abs().max() == 0 and weight[:, -8:].abs().max() > 0
+
+
+def test_identity_fuse_init_starts_as_a_near_no_op_on_the_foreground() -> None:
+    """``fuse_init='identity'``: the untrained block keeps the foreground features (plus a
+    small attended term); the default init replaces them by a random mix."""
+    from raiha.models.rhnet import RHNet
+
+    torch.manual_seed(0)
+    features = torch.randn(2, 16, 4, 4)
+    mask = torch.zeros(2, 1, 4, 4)
+    mask[:, :, :2, :2] = 1
+    identity = MaskedFusionAttention(channels=16, fuse_init="identity").eval()
+    default = MaskedFusionAttention(channels=16).eval()
+    fg = mask.bool().expand_as(features)
+    kept = identity(features, mask).features
+    change = (kept - features)[fg].abs().mean() / features[fg].abs().mean()
+    assert 0 < change < 0.2
+    assert (default(features, mask).features - features)[fg].abs().mean() / features[fg].abs().mean() > 0.5
+    net = RHNet(base_width=4, attention="plain", fuse_init="identity")  # survives the authors' init
+    torch.testing.assert_close(net.fusion.fuse.weight[:, 64:, 0, 0], torch.eye(64))
+    with pytest.raises(ValueError, match="fuse_init"):
+        MaskedFusionAttention(channels=16, fuse_init="zero")

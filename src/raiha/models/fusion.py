@@ -57,6 +57,8 @@ def foreground_cells_from_mask(mask: Tensor, grid_size: tuple[int, int]) -> Tens
 
 
 SEMANTIC_INITS = ("random", "cosine")
+FUSE_INITS = ("random", "identity")
+FUSE_ATTENDED_SCALE = 0.1  # fuse_init="identity": the attended half starts small, not zero (live gradient)
 
 
 class MaskedFusionAttention(nn.Module):
@@ -72,6 +74,7 @@ class MaskedFusionAttention(nn.Module):
         temperature: float = 20.0,
         fused: bool = True,
         semantic_init: str = "random",
+        fuse_init: str = "random",
     ) -> None:
         """Args:
         channels: channels of the decoder feature (also the value channels).
@@ -103,7 +106,20 @@ class MaskedFusionAttention(nn.Module):
         if semantic_init not in SEMANTIC_INITS:
             raise ValueError(f"semantic_init must be one of {SEMANTIC_INITS}, got {semantic_init!r}")
         self.semantic_init = semantic_init
+        if fuse_init not in FUSE_INITS:
+            raise ValueError(f"fuse_init must be one of {FUSE_INITS}, got {fuse_init!r}")
+        self.fuse_init = fuse_init
+        self.apply_inits()
+
+    def apply_inits(self) -> None:
+        """Apply ``semantic_init`` and ``fuse_init`` (call again after re-initialising the
+        weights, as the authors' network does with its own normal init)."""
         self.reset_semantic_projection()
+        if self.fuse_init == "identity":
+            channels = self.fuse.weight.shape[0]
+            with torch.no_grad():
+                self.fuse.weight[:, :channels].mul_(FUSE_ATTENDED_SCALE)
+                self.fuse.weight[:, channels:].copy_(torch.eye(channels)[:, :, None, None])
 
     @torch.no_grad()
     def reset_semantic_projection(self, seed: int = 0) -> None:

@@ -118,6 +118,7 @@ class RHNet(nn.Module):
         attention: str = "sgf",
         shared_projection: bool = True,
         semantic_init: str = "random",
+        fuse_init: str = "random",
         temperature: float = 20.0,
         input_mask_channel: bool = False,
         decoder_norm: str = "rain",
@@ -130,6 +131,7 @@ class RHNet(nn.Module):
         attention: "sgf" (Eq. 8-10), "plain" (Eq. 7, no semantic grid) or "none".
         shared_projection: one 1x1 projection for queries and keys (the trained variant).
         semantic_init: ``random`` or ``cosine`` (see :class:`MaskedFusionAttention`).
+        fuse_init: ``random`` or ``identity`` (see :class:`MaskedFusionAttention`).
         temperature: scale of the cosine scores (20 in the authors' code).
         input_mask_channel: feed RGB + mask (4 channels) instead of RGB only.
         decoder_norm: the norm of the five upper decoder stages ("rain" by default).
@@ -174,11 +176,12 @@ class RHNet(nn.Module):
                 shared_projection=shared_projection,
                 temperature=temperature,
                 semantic_init=semantic_init,
+                fuse_init=fuse_init,
             )
         self.head = nn.ConvTranspose2d(2 * width, 3, 3, padding=1)
         self.init_weights(init_std)
         if self.fusion is not None:
-            self.fusion.reset_semantic_projection()  # init_weights drew the projections again
+            self.fusion.apply_inits()  # semantic_init / fuse_init survive the authors' normal init
 
     def init_weights(self, std: float = 0.02) -> None:
         """The authors' init: conv weights normal(0, std), conv biases 0 (RAIN stays at 0)."""

@@ -77,6 +77,7 @@ class UNetHarmonizer(nn.Module):
         semantic_channels: int = 0,
         shared_projection: bool = False,
         semantic_init: str = "random",
+        fuse_init: str = "random",
         temperature: float = 20.0,
         output_mode: str = "residual",
     ) -> None:
@@ -107,6 +108,7 @@ class UNetHarmonizer(nn.Module):
                 shared_projection=shared_projection,
                 temperature=temperature,
                 semantic_init=semantic_init,
+                fuse_init=fuse_init,
             )
         self.head = nn.Conv2d(widths[0], 3, 1)
 
