@@ -32,6 +32,7 @@ from raiha.data.synthetic import generate as generate_module
 from raiha.data.synthetic.render import render_albedo
 from raiha.data.synthetic.world import PALETTE_MIN_SEPARATION, palette_signature
 from raiha.synth import main as synth_main
+from raiha.utils.build_journal import read_journal
 
 SMALL = SyntheticWorldConfig(image_size=48, num_train=60, num_test=20, num_identities=12)
 LIST_FILES = ["IHD_train.txt", "IHD_test.txt"] + [
@@ -252,7 +253,9 @@ def test_ensure_world_is_idempotent_and_keyed(tmp_path: Path) -> None:
     }
     assert ensure_world(tmp_path, cfg) == root
     assert stamps == {name: (root / name).stat().st_mtime_ns for name in stamps}
-    assert [p.name for p in (tmp_path / "synthetic").iterdir()] == [cfg.cache_key()]
+    assert sorted(p.name for p in (tmp_path / "synthetic").iterdir()) == ["builds.jsonl", cfg.cache_key()]
+    builds = read_journal(tmp_path / "synthetic" / "builds.jsonl")  # built once, journalled once
+    assert [(entry["kind"], entry["name"]) for entry in builds] == [("synthetic_world", cfg.cache_key())]
 
 
 def test_cache_key_changes_with_every_field() -> None:

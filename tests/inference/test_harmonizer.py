@@ -21,6 +21,7 @@ from raiha.harmonize import harmonize_files
 from raiha.inference.full_resolution import fit_colour_transform, transfer_to_full_resolution
 from raiha.inference.model_card import MODEL_CARD_KEY, build_model_card
 from raiha.models.checkpoint_io import CheckpointError
+from raiha.utils.build_journal import JOURNAL_NAME, read_journal
 from tests.hydra_helpers import compose_config
 
 SIZE = 64
@@ -207,7 +208,8 @@ def test_gallery_folder_end_to_end_and_fallback(model: Harmonizer, world: Path, 
         scores = [result.reference_scores for result in results if result.reference_scores]
         assert scores == sorted(scores, reverse=True)  # best first
     assert retrieved >= 3  # the relevant references exist in this world: most composites find one
-    assert len(list((tmp_path / "store").iterdir())) == 1  # the folder was indexed once
+    assert len([path for path in (tmp_path / "store").iterdir() if path.is_dir()]) == 1  # indexed once
+    assert [entry["kind"] for entry in read_journal(tmp_path / "store" / JOURNAL_NAME)] == ["feature_store"]
     noise = tmp_path / "noise"
     noise.mkdir()
     for index in range(3):
