@@ -272,6 +272,7 @@ def test_cache_key_changes_with_every_field() -> None:
         "objects_per_scene": (2, 4),
         "shading_strength": 0.1,
         "composite_light_jitter": 0.2,
+        "palette_prior": "log_uniform",
         "jpeg_quality": 90,
     }
     assert set(changes) == {field.name for field in dataclasses.fields(SyntheticWorldConfig)}
@@ -293,6 +294,7 @@ def test_cache_key_changes_with_every_field() -> None:
         ("num_identities", 2),
         ("ground_material", 4),
         ("composite_light_jitter", -0.1),
+        ("palette_prior", "rgb"),
     ],
 )
 def test_bad_config_names_the_field(field: str, value: object) -> None:
@@ -339,9 +341,10 @@ def test_cli_writes_a_world(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     )
 
 
-def test_identities_stay_distinguishable_under_any_light() -> None:
+@pytest.mark.parametrize("prior", ["hsv", "log_uniform"])
+def test_identities_stay_distinguishable_under_any_light(prior: str) -> None:
     """Every pattern shows both palette colours, and palette signatures lie >= 0.25 apart."""
-    cfg = SyntheticWorldConfig(num_train=30, num_test=0, num_identities=120)
+    cfg = SyntheticWorldConfig(num_train=30, num_test=0, num_identities=120, palette_prior=prior)
     catalogue = build_catalogue(cfg)
     signatures = palette_signature(catalogue.identity_palettes)  # [N, 3]
     gaps = np.minimum(
@@ -398,3 +401,15 @@ def test_jpegs_keep_full_resolution_chroma(small_world: Path) -> None:
     real = next((small_world / "easy" / "real_images").iterdir())
     with Image.open(real) as image:
         assert JpegImagePlugin.get_sampling(image) == 0  # 4:4:4
+
+
+def test_log_uniform_palettes_cover_their_range_in_every_channel() -> None:
+    """The log-uniform prior: channels spread over [0.1, 0.6] independently (no hue/value
+    structure that would give the light away), and both colours of a palette differ."""
+    catalogue = build_catalogue(SyntheticWorldConfig(num_train=30, num_test=0, num_identities=240, palette_prior="log_uniform"))
+    colours = catalogue.identity_palettes.reshape(-1, 3).astype(np.float64) / 255.0  # [2N, 3]
+    assert colours.min() >= 0.098 and colours.max() <= 0.602
+    logs = np.log(colours)
+    assert np.abs(logs.mean(axis=0) - np.log([0.1, 0.6]).mean()).max() < 0.12  # centred in log space
+    assert np.abs(np.corrcoef(logs.T) - np.eye(3)).max() < 0.2  # channels independent
+    assert (np.linalg.norm(palette_signature(catalogue.identity_palettes), axis=1) >= 0.5).all()

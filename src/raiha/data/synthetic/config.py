@@ -45,6 +45,11 @@ class SyntheticWorldConfig:
             no longer tell which light it was shot under, so its intrinsic colour is
             ambiguous without a reference (the ill-posed case the paper targets); the
             background still shows the scene light.
+        palette_prior: how identity colours are drawn: ``hsv`` (saturated colours of
+            bounded value, the default) or ``log_uniform`` (every channel log-uniform in
+            [0.1, 0.6]: any per-channel gain of a palette is about as likely a palette, so
+            the object's own colours say nothing about its light; with a jittered composite
+            light the hard case is then ill-posed without a reference).
         jpeg_quality: JPEG quality of real and composite images.
     """
 
@@ -60,6 +65,7 @@ class SyntheticWorldConfig:
     objects_per_scene: tuple[int, int] = (2, 3)
     shading_strength: float = 0.15
     composite_light_jitter: float = 0.0
+    palette_prior: str = "hsv"
     jpeg_quality: int = 95
 
     def __post_init__(self) -> None:
@@ -115,6 +121,10 @@ class SyntheticWorldConfig:
             problems.append(
                 f"composite_light_jitter={self.composite_light_jitter} is outside [0, 1]"
             )
+        from raiha.data.synthetic.world import PALETTE_PRIORS
+
+        if self.palette_prior not in PALETTE_PRIORS:
+            problems.append(f"palette_prior={self.palette_prior!r} is not one of {PALETTE_PRIORS}")
         if not 1 <= self.jpeg_quality <= 100:
             problems.append(f"jpeg_quality={self.jpeg_quality} is outside [1, 100]")
         if problems:

@@ -66,6 +66,12 @@ PALETTE_VALUE = (0.35, 0.65)
 PALETTE_MIN_SEPARATION = 0.25
 PALETTE_LOG_EPSILON = 0.03
 PALETTE_TRIES = 200
+# palette_prior="log_uniform": every channel of both colours log-uniform in this range, so a
+# per-channel gain maps one plausible palette onto another (the light cannot be read off
+# the object's colours); the two colours' signature must be at least this long
+PALETTE_PRIORS = ("hsv", "log_uniform")
+LOG_UNIFORM_RANGE = (0.1, 0.6)
+LOG_UNIFORM_MIN_CONTRAST = 0.5
 
 _MATERIAL_NOISE_SEED = 20241218  # fixed: materials never depend on the world seed
 
@@ -137,8 +143,15 @@ def material_albedo(index: int, size: int) -> np.ndarray:
     return MATERIAL_TABLE[index][1](size).astype(np.float32)
 
 
-def _random_palette(rng: np.random.Generator) -> np.ndarray:
-    """Two distinct saturated colours, uint8 ``[2, 3]``."""
+def _random_palette(rng: np.random.Generator, prior: str = "hsv") -> np.ndarray:
+    """Two distinct colours, uint8 ``[2, 3]``: saturated HSV colours, or per-channel log-uniform."""
+    if prior == "log_uniform":
+        low, high = np.log(LOG_UNIFORM_RANGE)
+        while True:
+            colours = np.exp(rng.uniform(low, high, size=(2, 3)))
+            palette = np.round(colours * 255.0).astype(np.uint8)
+            if np.linalg.norm(palette_signature(palette)) >= LOG_UNIFORM_MIN_CONTRAST:
+                return palette
     hue = rng.uniform(0.0, 1.0)
     hues = (hue, (hue + rng.uniform(0.15, 0.85)) % 1.0)
     colours = [
@@ -157,7 +170,7 @@ def palette_signature(palettes: np.ndarray) -> np.ndarray:
     return log_colours[..., 1, :] - log_colours[..., 0, :]
 
 
-def _separated_palettes(count: int, rng: np.random.Generator) -> np.ndarray:
+def _separated_palettes(count: int, rng: np.random.Generator, prior: str = "hsv") -> np.ndarray:
     """``count`` palettes whose signatures (up to sign) lie >= PALETTE_MIN_SEPARATION apart.
 
     Identities must stay distinguishable under any light: two palettes whose colours differ
@@ -169,7 +182,7 @@ def _separated_palettes(count: int, rng: np.random.Generator) -> np.ndarray:
     for _ in range(count):
         best, best_gap = None, -1.0
         for _ in range(PALETTE_TRIES):
-            candidate = _random_palette(rng)
+            candidate = _random_palette(rng, prior)
             signature = palette_signature(candidate)
             gap = (
                 float(
@@ -249,7 +262,7 @@ def build_catalogue(cfg: SyntheticWorldConfig) -> Catalogue:
     illuminants = ILLUMINANT_TABLE[: cfg.num_illuminants]
     num_classes = len(CLASS_NAMES)
     identity_classes = rng.permutation(np.arange(cfg.num_identities) % num_classes).astype(np.int64)
-    identity_palettes = _separated_palettes(cfg.num_identities, rng)  # [N, 2, 3]
+    identity_palettes = _separated_palettes(cfg.num_identities, rng, cfg.palette_prior)  # [N, 2, 3]
     return Catalogue(
         illuminants=illuminants,
         illuminant_rgb=np.stack([light.rgb for light in illuminants]),  # [L, 3]
