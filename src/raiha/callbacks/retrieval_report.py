@@ -53,7 +53,9 @@ def build_retrieval_report(datamodule: Any) -> dict[str, Any] | None:
     if (root / GROUND_TRUTH_FILE).is_file() and list_files:
         from raiha.retrieval.ground_truth_score import score_reference_lists
 
-        score = score_reference_lists(list_files, load_ground_truth(root), cap=artifacts.max_refs)
+        # the cap the lists were built with (for recall_at_cap), from the pipeline's settings key
+        cap = ((artifacts.pipeline_summary or {}).get("key") or {}).get("rule", {}).get("max_refs")
+        score = score_reference_lists(list_files, load_ground_truth(root), cap=cap)
         report["ground_truth"] = {split: result["all"] for split, result in score.items()}
     return report
 

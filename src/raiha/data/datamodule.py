@@ -129,7 +129,6 @@ class HarmonizationDataModule(L.LightningDataModule):
         self.val_set: HarmonizationDataset | None = None
         self.test_set: HarmonizationDataset | None = None
         self.reference_eval_seed = int((references or {}).get("eval_seed", 0))
-        self.shuffle_seed = int(shuffle_seed)
         self.reference_artifacts: ReferenceArtifacts | None = None
 
     # ------------------------------------------------------------------ where the data is
@@ -240,7 +239,7 @@ class HarmonizationDataModule(L.LightningDataModule):
     def _loader(self, dataset: HarmonizationDataset, *, shuffle: bool, batch_size: int) -> DataLoader:
         workers = self.hparams.num_workers
         # shuffled order: a function of (seed, epoch), so a resumed run replays the same epochs
-        sampler = EpochSeededRandomSampler(dataset, seed=self.shuffle_seed) if shuffle else None
+        sampler = EpochSeededRandomSampler(dataset, seed=self.hparams.shuffle_seed) if shuffle else None
         return DataLoader(
             dataset,
             batch_size=batch_size,

@@ -11,18 +11,17 @@ which is epoch-seeded the same way.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sized
 
 import torch
 from torch.utils.data import RandomSampler
 
+from raiha.utils.seeding import keyed_generator
+
 
 def epoch_permutation(length: int, seed: int, epoch: int) -> torch.Tensor:
     """The order of epoch ``epoch``: int64 ``[length]``, a permutation of ``range(length)``."""
-    digest = hashlib.blake2b(f"shuffle:{seed}:{epoch}".encode(), digest_size=8).digest()
-    generator = torch.Generator().manual_seed(int.from_bytes(digest, "little") & ((1 << 63) - 1))
-    return torch.randperm(length, generator=generator)
+    return torch.randperm(length, generator=keyed_generator(f"shuffle:{seed}:{epoch}"))
 
 
 class EpochSeededRandomSampler(RandomSampler):

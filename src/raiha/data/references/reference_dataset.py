@@ -9,7 +9,6 @@ reproducible with any number of workers and a resumed run continues the same str
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from raiha.data.harmonization_dataset import HarmonizationDataset
 from raiha.data.image_io import load_rgb, resize_rgb
 from raiha.data.references.augmented_reference import CropBox, apply_crop_box, draw_crop_box
 from raiha.data.references.semantic_grids import SemanticGridLookup, zeros_like_grid
+from raiha.utils.seeding import keyed_generator
 
 AUGMENTED = "<augmented>"
 SOURCE_CODES = {"none": 0, "retrieved": 1, "augmented": 2}
@@ -29,8 +29,7 @@ SOURCE_CODES = {"none": 0, "retrieved": 1, "augmented": 2}
 
 def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     """A generator seeded by ``(seed, epoch, index)`` alone."""
-    digest = hashlib.blake2b(f"{seed}:{epoch}:{index}".encode(), digest_size=8).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest, "little") & ((1 << 63) - 1))
+    return keyed_generator(f"{seed}:{epoch}:{index}")
 
 
 class ReferenceDataset(Dataset[dict[str, Any]]):

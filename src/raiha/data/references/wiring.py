@@ -33,7 +33,6 @@ class ReferenceArtifacts:
     sources: dict[str, str] = field(default_factory=dict)
     # the retrieval pipeline's summary (counts per split, settings key) when it built the lists
     pipeline_summary: dict[str, Any] | None = None
-    max_refs: int | None = None
 
 
 def _resolve(root: Path, path: str) -> Path:
@@ -71,10 +70,6 @@ def prepare_references(
     artifacts = ReferenceArtifacts()
     if pipeline_outputs is not None:
         artifacts.pipeline_summary = pipeline_outputs.summary
-        from raiha.retrieval.settings import RetrievalSettings
-
-        default_cap = RetrievalSettings.__dataclass_fields__["max_refs"].default
-        artifacts.max_refs = retrieval.get("max_refs", default_cap)
     for split in ("train", "test"):
         spec = settings.get(f"{split}_list")
         if spec in (None, ""):
