@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from raiha.models.fusion import MaskedFusionAttention, foreground_cells_from_mask, key_attention_map
+from raiha.models.fusion import (
+    LOG_COLOUR_OFFSET,
+    MaskedFusionAttention,
+    cell_log_colour,
+    foreground_cells_from_mask,
+    key_attention_map,
+)
 
 
 def _mask(size: int = 32) -> torch.Tensor:
@@ -149,3 +157,55 @@ def test_identity_fuse_init_starts_as_a_near_no_op_on_the_foreground() -> None:
     torch.testing.assert_close(net.fusion.fuse.weight[:, 64:, 0, 0], torch.eye(64))
     with pytest.raises(ValueError, match="fuse_init"):
         MaskedFusionAttention(channels=16, fuse_init="zero")
+
+
+def test_cell_log_colour_is_the_log_of_each_cells_mean_colour() -> None:
+    image = torch.full((1, 3, 16, 16), -1.0)  # black
+    image[0, 0, :8, :8] = 1.0  # cell (0, 0): red channel white
+    image[0, 1, 8:, 8:12] = 0.0  # cell (1, 1): half its pixels green 0.5, half black -> mean 0.25
+    colour = cell_log_colour(image, (2, 2))
+    assert colour.shape == (1, 3, 2, 2)
+    offset = LOG_COLOUR_OFFSET
+    torch.testing.assert_close(colour[0, 0, 0, 0], torch.tensor(math.log(1.0 + offset)))
+    torch.testing.assert_close(colour[0, 1, 1, 1], torch.tensor(math.log(0.25 + offset)))
+    torch.testing.assert_close(colour[0, 2], torch.full((2, 2), math.log(offset)))
+    with pytest.raises(ValueError, match="not a multiple"):
+        cell_log_colour(torch.zeros(1, 3, 15, 16), (2, 2))
+
+
+def test_value_colour_carries_the_attended_cells_colour_to_the_foreground() -> None:
+    """With ``value_colour`` the foreground output follows the colour of the key cells (here
+    the right half of the image, a 'reference') at fixed features; without it, it does not.
+    Foreground pixels' own colour also enters (the query's own colour), background output
+    never changes."""
+    torch.manual_seed(2)
+    features = torch.randn(2, 8, 4, 8)
+    mask = torch.zeros(2, 1, 32, 64)
+    mask[:, :, 0:16, 0:16] = 1  # foreground cells (0..1, 0..1)
+    image = torch.rand(2, 3, 32, 64) * 2 - 1
+    recoloured = image.clone()
+    recoloured[:, 0, :, 32:] = -0.9  # the reference half turns un-red
+    with_colour = MaskedFusionAttention(channels=8, value_colour=True).eval()
+    first = with_colour(features, mask, image=image)
+    second = with_colour(features, mask, image=recoloured)
+    fg = first.foreground_cells.bool().expand_as(features)
+    assert not torch.allclose(first.features[fg], second.features[fg])
+    assert torch.equal(first.features[~fg], second.features[~fg])
+    torch.testing.assert_close(first.weights, second.weights)  # colour is a value, not a key
+    torch.manual_seed(2)
+    without_colour = MaskedFusionAttention(channels=8).eval()
+    torch.testing.assert_close(
+        without_colour(features, mask, image=image).features, without_colour(features, mask, image=recoloured).features
+    )
+    with pytest.raises(ValueError, match="needs the input image"):
+        with_colour(features, mask)
+
+
+def test_value_colour_fused_kernel_equals_the_explicit_attention() -> None:
+    torch.manual_seed(3)
+    attention = MaskedFusionAttention(channels=8, value_colour=True, fuse_init="identity")
+    features = torch.randn(2, 8, 4, 4)
+    image = torch.rand(2, 3, 32, 32) * 2 - 1
+    fused = attention.train()(features, _mask(), image=image).features
+    explicit = attention.eval()(features, _mask(), image=image).features
+    torch.testing.assert_close(fused, explicit, rtol=1e-5, atol=1e-5)

@@ -24,7 +24,7 @@ def test_registry_lists_and_refuses() -> None:
 
 
 @pytest.mark.parametrize("attention", ["none", "plain"])
-@pytest.mark.parametrize("output_mode", ["residual", "image"])
+@pytest.mark.parametrize("output_mode", ["residual", "image", "gain"])
 def test_shapes_range_and_attention(attention: str, output_mode: str) -> None:
     net = create_harmonizer("unet", base_width=8, depth=3, attention=attention, output_mode=output_mode).eval()
     composite, mask = _inputs()
@@ -108,3 +108,37 @@ def test_a_missing_reference_contributes_no_keys() -> None:
     weights = output.attention.weights
     assert weights[0][:, reference_columns].sum() > 0
     assert weights[1][:, reference_columns].sum() == 0
+
+
+def test_gain_output_relights_the_composite_multiplicatively() -> None:
+    """``output_mode='gain'``: a head that outputs the constant log gain g gives
+    ``(x + o) * exp(g) - o`` per channel on colours in [0, 1]; g = 0 is the identity."""
+    from raiha.models.unet import GAIN_OFFSET
+
+    net = create_harmonizer("unet", base_width=8, depth=3, attention="none", output_mode="gain").eval()
+    composite, mask = _inputs()
+    log_gain = torch.tensor([0.0, -0.5, 0.3])
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.copy_(log_gain)
+        image = net(composite, mask).image
+    colour = (composite + 1) / 2
+    expected = ((colour + GAIN_OFFSET) * log_gain.exp().view(1, 3, 1, 1) - GAIN_OFFSET).clamp(0, 1) * 2 - 1
+    torch.testing.assert_close(image, expected)
+    torch.testing.assert_close(image[:, 0], composite[:, 0])  # g = 0: unchanged
+    assert (image[:, 1] < composite[:, 1]).all()  # g < 0 darkens every pixel
+
+
+def test_value_colour_unet_hands_its_input_image_to_the_fusion() -> None:
+    """With ``value_colour`` the fusion gets the network's input (reference half included)
+    and fuses 2 x 3 colour channels next to the features."""
+    net = create_harmonizer("unet", base_width=8, depth=3, attention="plain", value_colour=True).eval()
+    seen: dict[str, torch.Tensor] = {}
+    net.attention.register_forward_pre_hook(lambda _, args, kwargs: seen.update(kwargs), with_kwargs=True)
+    composite = torch.rand(1, 3, 32, 64) * 2 - 1
+    mask = torch.zeros(1, 1, 32, 64)
+    mask[:, :, 8:20, 4:16] = 1
+    net(composite, mask)
+    assert torch.equal(seen["image"], composite)
+    channels = net.attention.fuse.weight.shape[0]
+    assert net.attention.fuse.weight.shape[1] == 2 * channels + 6

@@ -6,6 +6,10 @@ composite). Queries and keys are projected by 1x1 convolutions, L2-normalised pe
 cell and compared with a temperature-scaled cosine (the authors' formulation).
 Values are the decoder features; the attended features are fused with the
 foreground features by a 1x1 convolution and only foreground cells change.
+With ``value_colour`` the values also carry each cell's mean log colour (from the
+image the network sees, reference included), and the fusion sees the attended colour
+next to the query cell's own: the colour of the matching reference object reaches the
+foreground without having to survive the encoder.
 
 With ``semantic_channels == 0`` this is the plain attention of Eq. 6/7; with a
 semantic grid concatenated on channels before the projections it is the
@@ -59,6 +63,25 @@ def foreground_cells_from_mask(mask: Tensor, grid_size: tuple[int, int]) -> Tens
 SEMANTIC_INITS = ("random", "cosine")
 FUSE_INITS = ("random", "identity")
 FUSE_ATTENDED_SCALE = 0.1  # fuse_init="identity": the attended half starts small, not zero (live gradient)
+COLOUR_CHANNELS = 3
+LOG_COLOUR_OFFSET = 0.01  # log(x + offset) of colours in [0, 1]: finite on black pixels
+
+
+def cell_log_colour(image: Tensor, grid_size: tuple[int, int]) -> Tensor:
+    """Mean colour of each grid cell, in log space.
+
+    Args:
+        image: ``[B, 3, H, W]`` in [-1, 1], H and W multiples of the grid size.
+        grid_size: ``(h, w)``.
+    Returns:
+        ``[B, 3, h, w]`` ``log(mean colour in [0, 1] + LOG_COLOUR_OFFSET)``.
+    """
+    height, width = image.shape[-2:]
+    if height % grid_size[0] or width % grid_size[1]:
+        raise ValueError(f"image size {height}x{width} is not a multiple of the grid {grid_size}")
+    kernel = (height // grid_size[0], width // grid_size[1])
+    mean_colour = F.avg_pool2d((image.float() + 1) / 2, kernel_size=kernel, stride=kernel)  # [B, 3, h, w]
+    return torch.log(mean_colour.clamp_min(0) + LOG_COLOUR_OFFSET).to(image.dtype)
 
 
 class MaskedFusionAttention(nn.Module):
@@ -75,6 +98,7 @@ class MaskedFusionAttention(nn.Module):
         fused: bool = True,
         semantic_init: str = "random",
         fuse_init: str = "random",
+        value_colour: bool = False,
     ) -> None:
         """Args:
         channels: channels of the decoder feature (also the value channels).
@@ -90,6 +114,10 @@ class MaskedFusionAttention(nn.Module):
             decoder features, so the first scores are the semantic cosine (JL-preserved)
             and attention starts on the semantically matching cells; training then adds
             the decoder features.
+        fuse_init: ``random`` or ``identity`` (the fusion starts as a near no-op on the
+            foreground features: the attended half scaled by ``FUSE_ATTENDED_SCALE``).
+        value_colour: the values also carry each cell's mean log colour; ``forward`` then
+            needs ``image=``.
         """
         super().__init__()
         projection_channels = projection_channels or channels
@@ -102,7 +130,9 @@ class MaskedFusionAttention(nn.Module):
             if shared_projection
             else nn.Conv2d(channels + semantic_channels, projection_channels, 1)
         )
-        self.fuse = nn.Conv2d(2 * channels, channels, 1, bias=False)
+        self.value_colour = value_colour
+        colour_channels = 2 * COLOUR_CHANNELS if value_colour else 0  # attended + own colour
+        self.fuse = nn.Conv2d(2 * channels + colour_channels, channels, 1, bias=False)
         if semantic_init not in SEMANTIC_INITS:
             raise ValueError(f"semantic_init must be one of {SEMANTIC_INITS}, got {semantic_init!r}")
         self.semantic_init = semantic_init
@@ -119,7 +149,7 @@ class MaskedFusionAttention(nn.Module):
             channels = self.fuse.weight.shape[0]
             with torch.no_grad():
                 self.fuse.weight[:, :channels].mul_(FUSE_ATTENDED_SCALE)
-                self.fuse.weight[:, channels:].copy_(torch.eye(channels)[:, :, None, None])
+                self.fuse.weight[:, channels : 2 * channels].copy_(torch.eye(channels)[:, :, None, None])
 
     @torch.no_grad()
     def reset_semantic_projection(self, seed: int = 0) -> None:
@@ -136,7 +166,12 @@ class MaskedFusionAttention(nn.Module):
                 layer.bias.zero_()
 
     def forward(
-        self, features: Tensor, mask: Tensor, semantic: Tensor | None = None, key_mask: Tensor | None = None
+        self,
+        features: Tensor,
+        mask: Tensor,
+        semantic: Tensor | None = None,
+        key_mask: Tensor | None = None,
+        image: Tensor | None = None,
     ) -> AttentionResult:
         """Args:
         features: ``[B, C, h, w]`` decoder features.
@@ -144,6 +179,8 @@ class MaskedFusionAttention(nn.Module):
         semantic: ``[B, S, h, w]`` semantic grid, required iff ``semantic_channels > 0``.
         key_mask: ``[B, 1, H, W]``, 1 where a non-foreground cell may serve as a key
             (e.g. 0 over a missing reference); None allows every non-foreground cell.
+        image: ``[B, 3, H, W]`` in [-1, 1], the network's input image (required iff
+            ``value_colour``).
         """
         batch, channels, height, width = features.shape
         fg_cells = foreground_cells_from_mask(mask, (height, width))  # [B, 1, h, w]
@@ -164,7 +201,13 @@ class MaskedFusionAttention(nn.Module):
         keys = keys.flatten(2)  # [B, P, N]
         queries = queries / (queries.norm(dim=2, keepdim=True) + 1e-8)
         keys = keys / (keys.norm(dim=1, keepdim=True) + 1e-8)
-        values = (features * bg_cells).flatten(2)  # [B, C, N]
+        value_grid = features
+        if self.value_colour:
+            if image is None:
+                raise ValueError("value_colour=True needs the input image (image=[B, 3, H, W])")
+            colour = cell_log_colour(image, (height, width))  # [B, 3, h, w]
+            value_grid = torch.cat([features, colour], dim=1)  # [B, C+3, h, w]
+        values = (value_grid * bg_cells).flatten(2)  # [B, V, N]
         key_valid = bg_cells.flatten(1)[:, None, :]  # [B, 1, N]
         if self.fused and self.training:
             # Rows of non-foreground queries are discarded below; invalid keys carry zero
@@ -173,17 +216,20 @@ class MaskedFusionAttention(nn.Module):
             attended = F.scaled_dot_product_attention(
                 queries, keys.transpose(1, 2), values.transpose(1, 2), attn_mask=additive_mask,
                 scale=self.temperature,
-            )  # [B, N, C]
-            attended = attended.transpose(1, 2)  # [B, C, N]
+            )  # [B, N, V]
+            attended = attended.transpose(1, 2)  # [B, V, N]
             weights = None
         else:
             scores = self.temperature * torch.bmm(queries, keys)  # [B, N, N]
             valid = fg_cells.flatten(1)[:, :, None] * key_valid  # [B, N, N]
             scores = scores + (valid - 1) * INVALID_SCORE
             weights = torch.softmax(scores, dim=2) * valid  # [B, N(query), N(key)]
-            attended = torch.bmm(values, weights.transpose(1, 2))  # [B, C, N]
-        attended = attended.view(batch, channels, height, width)  # [B, C, h, w]
-        fused = self.fuse(torch.cat([attended, features], dim=1))  # [B, C, h, w]
+            attended = torch.bmm(values, weights.transpose(1, 2))  # [B, V, N]
+        attended = attended.reshape(batch, -1, height, width)  # [B, V, h, w]
+        fuse_input = [attended[:, :channels], features]  # attended and own features
+        if self.value_colour:
+            fuse_input += [attended[:, channels:], colour]  # attended and own log colour
+        fused = self.fuse(torch.cat(fuse_input, dim=1))  # [B, C, h, w]
         output = fused * fg_cells + features * (1 - fg_cells)
         return AttentionResult(features=output, weights=weights, foreground_cells=fg_cells)
 

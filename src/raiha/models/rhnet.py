@@ -119,6 +119,7 @@ class RHNet(nn.Module):
         shared_projection: bool = True,
         semantic_init: str = "random",
         fuse_init: str = "random",
+        value_colour: bool = False,
         temperature: float = 20.0,
         input_mask_channel: bool = False,
         decoder_norm: str = "rain",
@@ -132,6 +133,8 @@ class RHNet(nn.Module):
         shared_projection: one 1x1 projection for queries and keys (the trained variant).
         semantic_init: ``random`` or ``cosine`` (see :class:`MaskedFusionAttention`).
         fuse_init: ``random`` or ``identity`` (see :class:`MaskedFusionAttention`).
+        value_colour: attention values also carry cell log colours (not in the authors'
+            checkpoints: their fusion weights then do not fit).
         temperature: scale of the cosine scores (20 in the authors' code).
         input_mask_channel: feed RGB + mask (4 channels) instead of RGB only.
         decoder_norm: the norm of the five upper decoder stages ("rain" by default).
@@ -177,6 +180,7 @@ class RHNet(nn.Module):
                 temperature=temperature,
                 semantic_init=semantic_init,
                 fuse_init=fuse_init,
+                value_colour=value_colour,
             )
         self.head = nn.ConvTranspose2d(2 * width, 3, 3, padding=1)
         self.init_weights(init_std)
@@ -218,7 +222,7 @@ class RHNet(nn.Module):
             features = stage(features, skips[-1 - index], mask)
             if index == FUSION_AFTER_STAGE and self.fusion is not None:
                 attention = self.fusion(
-                    features, mask, semantic if self.attention_mode == "sgf" else None, key_mask
+                    features, mask, semantic if self.attention_mode == "sgf" else None, key_mask, image=composite
                 )
                 features = attention.features  # [B, 16w, H/8, W/8]
         image = torch.tanh(self.head(F.relu(features)))  # [B, 3, H, W]

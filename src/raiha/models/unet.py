@@ -11,7 +11,12 @@ at least as fine as the bottleneck.
 By default the network predicts a residual that is added to the composite and
 clamped to [-1, 1] (``output_mode="residual"``): the untrained network is then the
 identity, which makes short CPU runs learn fast. ``output_mode="image"`` predicts the
-image through a Tanh, like HDNet and the authors' network.
+image through a Tanh, like HDNet and the authors' network. ``output_mode="gain"``
+predicts a per-pixel, per-channel log gain ``g`` and relights the composite
+multiplicatively, ``(x + o) * exp(g) - o`` on colours in [0, 1] (``o`` = ``GAIN_OFFSET``,
+so black pixels can brighten): a change of light is a gain per channel, and the gain
+that a reference implies is the difference of log colours that ``value_colour``
+attention delivers.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from raiha.models.norms import make_norm
 from raiha.models.registry import register_harmonizer
 
 ATTENTION_MODES = ("none", "plain", "sgf")
+OUTPUT_MODES = ("residual", "image", "gain")
+GAIN_OFFSET = 0.01  # output_mode="gain": the offset o in (x + o) * exp(g) - o
+MAX_LOG_GAIN = 5.0  # |g| is clamped (exp stays finite; the image is clamped anyway)
 
 
 class EncoderStage(nn.Module):
@@ -78,14 +86,15 @@ class UNetHarmonizer(nn.Module):
         shared_projection: bool = False,
         semantic_init: str = "random",
         fuse_init: str = "random",
+        value_colour: bool = False,
         temperature: float = 20.0,
         output_mode: str = "residual",
     ) -> None:
         super().__init__()
         if attention not in ATTENTION_MODES:
             raise ValueError(f"unknown attention {attention!r}; choose one of {ATTENTION_MODES}")
-        if output_mode not in ("residual", "image"):
-            raise ValueError(f"output_mode must be 'residual' or 'image', got {output_mode!r}")
+        if output_mode not in OUTPUT_MODES:
+            raise ValueError(f"output_mode must be one of {OUTPUT_MODES}, got {output_mode!r}")
         attention_level = int(math.log2(attention_stride))
         if 2**attention_level != attention_stride or not 0 <= attention_level <= depth:
             raise ValueError(f"attention_stride {attention_stride} needs a power of two <= 2**depth ({2**depth})")
@@ -109,6 +118,7 @@ class UNetHarmonizer(nn.Module):
                 temperature=temperature,
                 semantic_init=semantic_init,
                 fuse_init=fuse_init,
+                value_colour=value_colour,
             )
         self.head = nn.Conv2d(widths[0], 3, 1)
 
@@ -128,23 +138,27 @@ class UNetHarmonizer(nn.Module):
         attention: AttentionResult | None = None
         level = self.depth
         if level == self.attention_level:
-            attention, features = self._attend(features, mask, semantic, key_mask)
+            attention, features = self._attend(features, mask, semantic, key_mask, composite)
         for stage in self.decoder:
             features = stage(features, skips.pop(), mask)
             level -= 1
             if level == self.attention_level:
-                attention, features = self._attend(features, mask, semantic, key_mask)
-        residual_or_image = self.head(features)  # [B, 3, H, W]
+                attention, features = self._attend(features, mask, semantic, key_mask, composite)
+        head = self.head(features)  # [B, 3, H, W]: residual, image or log gain
         if self.output_mode == "residual":
-            image = (composite + residual_or_image).clamp(-1, 1)
+            image = (composite + head).clamp(-1, 1)
+        elif self.output_mode == "gain":
+            colour = (composite + 1) / 2  # [B, 3, H, W] in [0, 1]
+            relit = (colour + GAIN_OFFSET) * torch.exp(head.clamp(-MAX_LOG_GAIN, MAX_LOG_GAIN)) - GAIN_OFFSET
+            image = (2 * relit - 1).clamp(-1, 1)
         else:
-            image = torch.tanh(residual_or_image)
+            image = torch.tanh(head)
         return HarmonizerOutput(image=image, attention=attention)
 
     def _attend(
-        self, features: Tensor, mask: Tensor, semantic: Tensor | None, key_mask: Tensor | None
+        self, features: Tensor, mask: Tensor, semantic: Tensor | None, key_mask: Tensor | None, image: Tensor
     ) -> tuple[AttentionResult | None, Tensor]:
         if self.attention is None:
             return None, features
-        result = self.attention(features, mask, semantic, key_mask)
+        result = self.attention(features, mask, semantic, key_mask, image=image)
         return result, result.features
