@@ -142,3 +142,18 @@ def test_value_colour_unet_hands_its_input_image_to_the_fusion() -> None:
     assert torch.equal(seen["image"], composite)
     channels = net.attention.fuse.weight.shape[0]
     assert net.attention.fuse.weight.shape[1] == 2 * channels + 6
+
+
+def test_sgf_at_stride_4_upsamples_the_one_eighth_semantic_grid() -> None:
+    """The semantic grid stays at 1/8 (the extractors' grid); attention at stride 4 resamples
+    it to its own 2x finer grid, and the grid still steers the attention."""
+    torch.manual_seed(5)
+    net = create_harmonizer(
+        "unet", base_width=8, depth=3, attention="sgf", semantic_channels=5, attention_stride=4
+    ).eval()
+    composite, mask = _inputs()  # 32 px: 8 x 8 cells at stride 4
+    semantic = torch.randn(2, 5, 4, 4)  # 1/8
+    first = net(composite, mask, semantic).attention.weights
+    second = net(composite, mask, -semantic).attention.weights
+    assert first.shape == (2, 64, 64)
+    assert not torch.allclose(first, second)
