@@ -116,3 +116,17 @@ def test_rhnet_config_builds_the_authors_layout(tmp_path: Path) -> None:
     net = hydra.utils.instantiate(cfg.model).net
     assert type(net).__name__ == "RHNet"
     assert sum(p.numel() for p in net.parameters()) == 11_460_271
+
+
+def test_synthetic_setting_runs_on_rhnet_without_the_unet_only_options(tmp_path: Path) -> None:
+    """raiha_synthetic's U-Net-only keys (attention_stride, output_mode) are refused by rhnet
+    by name; dropping them, as the config's comment says, builds rhnet with the rest of
+    the setting (SGF over the 192-channel grid, colour values, identity fusion init)."""
+    cfg = _compose(tmp_path, "train", ["+experiment=raiha_synthetic", "model=rhnet", "model.net.base_width=4"])
+    with pytest.raises(Exception, match="attention_stride"):
+        hydra.utils.instantiate(cfg.model)
+    overrides = ["~model.net.attention_stride", "~model.net.output_mode"]
+    cfg = _compose(tmp_path, "train", ["+experiment=raiha_synthetic", "model=rhnet", "model.net.base_width=4", *overrides])
+    net = hydra.utils.instantiate(cfg.model).net
+    assert type(net).__name__ == "RHNet"
+    assert net.fusion.semantic_channels == 192 and net.fusion.value_colour
