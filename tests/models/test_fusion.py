@@ -211,18 +211,20 @@ def test_value_colour_fused_kernel_equals_the_explicit_attention() -> None:
     torch.testing.assert_close(fused, explicit, rtol=1e-5, atol=1e-5)
 
 
-def test_rhnet_value_colour_reads_the_input_image_through_its_fusion() -> None:
-    """rhnet hands its input image to the fusion, which then fuses 2 x 3 colour channels."""
-    from raiha.models.rhnet import RHNet
+@pytest.mark.parametrize(("name", "block"), [("unet", "attention"), ("rhnet", "fusion")])
+def test_harmonizers_hand_their_input_image_to_a_value_colour_fusion(name: str, block: str) -> None:
+    """The network's input (reference half included) reaches the fusion, which then fuses
+    2 x 3 colour channels next to the features."""
+    from raiha.models.registry import create_harmonizer
 
-    torch.manual_seed(6)
-    net = RHNet(base_width=4, attention="plain", value_colour=True, fuse_init="identity").eval()
-    channels = net.fusion.fuse.weight.shape[0]
-    assert net.fusion.fuse.weight.shape[1] == 2 * channels + 6
+    net = create_harmonizer(name, base_width=4, attention="plain", value_colour=True).eval()
+    fusion = getattr(net, block)
     seen: dict[str, torch.Tensor] = {}
-    net.fusion.register_forward_pre_hook(lambda _, args, kwargs: seen.update(kwargs), with_kwargs=True)
+    fusion.register_forward_pre_hook(lambda _, args, kwargs: seen.update(kwargs), with_kwargs=True)
     composite = torch.rand(1, 3, 32, 64) * 2 - 1
     mask = torch.zeros(1, 1, 32, 64)
     mask[:, :, 8:20, 4:16] = 1
     net(composite, mask)
     assert torch.equal(seen["image"], composite)
+    channels = fusion.fuse.weight.shape[0]
+    assert fusion.fuse.weight.shape[1] == 2 * channels + 6

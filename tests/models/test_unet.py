@@ -129,21 +129,6 @@ def test_gain_output_relights_the_composite_multiplicatively() -> None:
     assert (image[:, 1] < composite[:, 1]).all()  # g < 0 darkens every pixel
 
 
-def test_value_colour_unet_hands_its_input_image_to_the_fusion() -> None:
-    """With ``value_colour`` the fusion gets the network's input (reference half included)
-    and fuses 2 x 3 colour channels next to the features."""
-    net = create_harmonizer("unet", base_width=8, depth=3, attention="plain", value_colour=True).eval()
-    seen: dict[str, torch.Tensor] = {}
-    net.attention.register_forward_pre_hook(lambda _, args, kwargs: seen.update(kwargs), with_kwargs=True)
-    composite = torch.rand(1, 3, 32, 64) * 2 - 1
-    mask = torch.zeros(1, 1, 32, 64)
-    mask[:, :, 8:20, 4:16] = 1
-    net(composite, mask)
-    assert torch.equal(seen["image"], composite)
-    channels = net.attention.fuse.weight.shape[0]
-    assert net.attention.fuse.weight.shape[1] == 2 * channels + 6
-
-
 def test_sgf_at_stride_4_upsamples_the_one_eighth_semantic_grid() -> None:
     """The semantic grid stays at 1/8 (the extractors' grid); attention at stride 4 resamples
     it to its own 2x finer grid, and the grid still steers the attention."""
