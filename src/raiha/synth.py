@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from raiha.data.synthetic import WORLD_FILE, SyntheticWorldConfig, ensure_world, generate_world
+from raiha.data.synthetic.world import PALETTE_PRIORS
 
 _DEFAULTS = SyntheticWorldConfig()
 
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.composite_light_jitter,
         help="per-channel log-gain range of the composite's foreground light (0: discrete lights)",
     )
-    parser.add_argument("--palette-prior", choices=["hsv", "log_uniform"], default=_DEFAULTS.palette_prior)
+    parser.add_argument("--palette-prior", choices=PALETTE_PRIORS, default=_DEFAULTS.palette_prior)
     parser.add_argument("--jpeg-quality", type=int, default=_DEFAULTS.jpeg_quality)
     return parser
 
