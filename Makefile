@@ -23,8 +23,9 @@ test-fast: ## the tests without the slow (training, subprocess) ones, no noteboo
 train: ## train on the built-in synthetic world and print the results table
 	$(PY) -m raiha.train $(ARGS)
 
-lint: ## ruff over sources, tests and benchmarks
+lint: ## ruff over sources, tests and benchmarks, then the import contracts (import-linter)
 	$(PY) -m ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
 
 format: ## ruff format + import sorting
 	$(PY) -m ruff check --fix --select I src tests benchmarks

@@ -33,11 +33,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from raiha.data.image_io import load_mask, load_rgb
 from raiha.data.references.augmented_reference import apply_crop_box, augmented_reference
-from raiha.data.split_lists import read_split
-from raiha.data.synthetic import SyntheticWorldConfig, generate_world
+from raiha.io.image_io import load_mask, load_rgb
+from raiha.io.split_lists import read_split
 from raiha.retrieval import create_extractor
+from raiha.world import SyntheticWorldConfig, generate_world
 
 EPS_C = 0.7
 

@@ -26,7 +26,7 @@ import hydra
 import torch
 
 from raiha.models.harmonizer_output import paste_foreground
-from raiha.models.loss import foreground_normalized_mse
+from raiha.training.loss import foreground_normalized_mse
 from raiha.utils.compose import compose_run_config
 
 

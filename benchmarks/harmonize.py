@@ -27,7 +27,7 @@ from PIL import Image
 from raiha import Harmonizer
 from raiha.inference.full_resolution import transfer_to_full_resolution
 from raiha.inference.inputs import prepare_input
-from raiha.inference.model_card import MODEL_CARD_KEY, build_model_card
+from raiha.models.model_card import MODEL_CARD_KEY, build_model_card
 from raiha.utils.compose import compose_run_config
 
 

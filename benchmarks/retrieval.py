@@ -32,14 +32,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from raiha.retrieval.compression import CompressionConfig, PcaFitter, resolve_compression
-from raiha.retrieval.feature_store import FeatureStore, FeatureStoreWriter
-from raiha.retrieval.gallery import GalleryFeatures
-from raiha.retrieval.patch_index import PatchIndex, PatchIndexConfig, indexed_search
-from raiha.retrieval.search import (
+from raiha.retrieval.features.query import RetrievalQuery
+from raiha.retrieval.search.patch_index import PatchIndex, PatchIndexConfig, indexed_search
+from raiha.retrieval.search.rule import (
     PreparedQuery,
     RetrievalConfig,
-    RetrievalQuery,
     RetrievedRef,
     brute_force_search,
     prepare_query,
@@ -47,6 +44,9 @@ from raiha.retrieval.search import (
     score_indices,
     select_refs,
 )
+from raiha.retrieval.store.compression import CompressionConfig, PcaFitter, resolve_compression
+from raiha.retrieval.store.feature_store import FeatureStore, FeatureStoreWriter
+from raiha.retrieval.store.gallery import GalleryFeatures
 
 SHARD = 256
 

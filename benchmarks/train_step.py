@@ -6,7 +6,7 @@ Prints ONE JSON line. Every variant runs in its own subprocess (clean peak memor
   authors' model file does;
 - ``cached_unfused``: the same generator (the authors' unfused RAIN and attention) and
   batch, semantic grids read from an fp16 feature store (a memory-mapped file, as
-  ``raiha.retrieval.feature_store`` keeps them): what caching alone buys;
+  ``raiha.retrieval.store.feature_store`` keeps them): what caching alone buys;
 - ``cached``: plus raiha's fused RAIN and attention kernels (``model.fused_kernels``);
 - ``cached+channels_last``, ``cached+bf16`` (autocast), ``cached+bf16+channels_last``.
 The ratio ``speedup_vs_authors`` of each variant is its images/s over ``authors``'s,
@@ -40,7 +40,7 @@ SEMANTIC_DIM = 768
 def _vit_and_denoiser(input_size: int):
     import timm
 
-    from raiha.retrieval.dvt_denoiser import DvtDenoiser
+    from raiha.retrieval.features.dvt_denoiser import DvtDenoiser
 
     vit = timm.create_model(VIT_NAME, pretrained=False, img_size=input_size, num_classes=0).eval()
     denoiser = DvtDenoiser(feature_dim=SEMANTIC_DIM).eval()
@@ -61,10 +61,10 @@ def _recompute_grid(vit, denoiser, images: torch.Tensor, input_size: int, grid: 
 def run_variant(variant: str, size: int, batch: int, width: int, steps: int) -> dict:
     """Time ``steps`` training steps (after one warm-up) of one variant in this process."""
     from raiha.models.harmonizer_output import paste_foreground
-    from raiha.models.loss import foreground_normalized_mse
     from raiha.models.reference_input import harmonize
     from raiha.models.registry import create_harmonizer
     from raiha.models.speed_options import set_fused_kernels
+    from raiha.training.loss import foreground_normalized_mse
 
     torch.manual_seed(0)
     grid = size // 8

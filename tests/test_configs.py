@@ -9,8 +9,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from raiha.data.datamodule import HarmonizationDataModule
-from raiha.data.errors import RaihaDataError
-from raiha.models.lit_module import HarmonizationModule
+from raiha.io.errors import RaihaDataError
+from raiha.training.lit_module import HarmonizationModule
 from raiha.utils.config import CONFIG_DIR, REPO_ROOT, wandb_should_run_offline
 from tests.hydra_helpers import compose_config
 

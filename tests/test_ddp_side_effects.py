@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from raiha.utils.build_journal import JOURNAL_NAME, read_journal
+from raiha.io.build_journal import JOURNAL_NAME, read_journal
 from tests.hydra_helpers import TINY_WORLD
 
 pytestmark = pytest.mark.slow

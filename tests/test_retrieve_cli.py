@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from raiha.data.reference_lists import read_reference_list
+from raiha.io.reference_lists import read_reference_list
 from raiha.retrieval.settings import RetrievalSettings
 from raiha.retrieve import retrieve
 from raiha.utils.config import CONFIG_DIR, REPO_ROOT

@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from raiha.utils.build_journal import JOURNAL_NAME, read_journal, record_build
+from raiha.io.build_journal import JOURNAL_NAME, read_journal, record_build
 from raiha.utils.config import WANDB_RUN_ID_FILE, wandb_run_id
 from raiha.utils.ddp_relaunch import distributed_job_scope, pin_relaunch_to_this_job
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from raiha.utils.atomic_io import atomic_write_json, atomic_write_text
+from raiha.io.atomic_io import atomic_write_json, atomic_write_text
 
 TABLE_III_ORDER = (
     "ablation_no_aug",

@@ -22,11 +22,11 @@ from omegaconf import DictConfig
 from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from raiha.data.errors import RaihaDataError
-from raiha.data.naming import mask_name_for
 from raiha.inference.gallery_search import IMAGE_SUFFIXES, open_gallery, resolve_gallery_root
 from raiha.inference.harmonizer import HarmonizationResult, Harmonizer
-from raiha.utils.atomic_io import atomic_write_text
+from raiha.io.atomic_io import atomic_write_text
+from raiha.io.errors import RaihaDataError
+from raiha.io.naming import mask_name_for
 from raiha.utils.config import CONFIG_DIR
 
 log = logging.getLogger(__name__)

@@ -18,13 +18,13 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from raiha.data.errors import RaihaDataError
-from raiha.data.synthetic import SyntheticWorldConfig, ensure_world, load_ground_truth
+from raiha.io.atomic_io import atomic_write_json
+from raiha.io.errors import RaihaDataError
 from raiha.retrieval.ground_truth_score import score_reference_lists, write_score
 from raiha.retrieval.pipeline import build_reference_lists
 from raiha.retrieval.settings import RetrievalSettings
-from raiha.utils.atomic_io import atomic_write_json
 from raiha.utils.config import CONFIG_DIR
+from raiha.world import SyntheticWorldConfig, ensure_world, load_ground_truth
 
 log = logging.getLogger(__name__)
 

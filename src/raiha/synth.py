@@ -14,8 +14,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from raiha.data.synthetic import WORLD_FILE, SyntheticWorldConfig, ensure_world, generate_world
-from raiha.data.synthetic.world import PALETTE_PRIORS
+from raiha.world import WORLD_FILE, SyntheticWorldConfig, ensure_world, generate_world
+from raiha.world.tables import PALETTE_PRIORS
 
 _DEFAULTS = SyntheticWorldConfig()
 

@@ -10,13 +10,13 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from raiha.inference.model_card import build_model_card
+from raiha.evaluation.results_io import log_results_tables, report_results
+from raiha.evaluation.run_protocol import protocol_title, run_test_protocol
+from raiha.models.model_card import build_model_card
+from raiha.training.run_context import finish_loggers, log_config, resolve_resume_checkpoint
 from raiha.utils.config import CONFIG_DIR
 from raiha.utils.ddp_relaunch import distributed_job_scope
 from raiha.utils.instantiate import instantiate_callbacks, instantiate_loggers
-from raiha.utils.results_io import log_results_tables, report_results
-from raiha.utils.run_context import finish_loggers, log_config, resolve_resume_checkpoint
-from raiha.utils.test_protocol import protocol_title, run_test_protocol
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from raiha.data.datamodule import HarmonizationDataModule, hold_out_validation
-from raiha.data.split_lists import make_record
+from raiha.io.split_lists import make_record
 
 
 def _records() -> list:

@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from raiha.data.errors import RaihaDataError
 from raiha.data.harmonization_dataset import HarmonizationDataset
-from raiha.data.image_io import load_mask, load_rgb, resize_mask, resize_rgb
-from raiha.data.split_lists import HarmonizationRecord, make_record
+from raiha.io.errors import RaihaDataError
+from raiha.io.image_io import load_mask, load_rgb, resize_mask, resize_rgb
+from raiha.io.split_lists import HarmonizationRecord, make_record
 
 SIZE = 32
 

@@ -18,9 +18,9 @@ import torch
 from PIL import Image
 
 from raiha.data.harmonization_dataset import HarmonizationDataset
-from raiha.data.image_io import image_size, load_mask
 from raiha.data.resize_cache import build_resized_cache
-from raiha.data.split_lists import make_record, read_split, write_split
+from raiha.io.image_io import image_size, load_mask
+from raiha.io.split_lists import make_record, read_split, write_split
 
 SIZE = 256
 IHARMONY4_SAMPLES = "real_samples/Image-Harmonization-Dataset-iHarmony4"

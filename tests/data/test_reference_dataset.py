@@ -11,8 +11,8 @@ import torch
 from raiha.data.harmonization_dataset import HarmonizationDataset
 from raiha.data.references.reference_dataset import AUGMENTED, SOURCE_CODES, ReferenceDataset
 from raiha.data.references.semantic_grids import SemanticGridLookup
-from raiha.data.split_lists import read_split
-from raiha.data.synthetic import SyntheticWorldConfig, ensure_world
+from raiha.io.split_lists import read_split
+from raiha.world import SyntheticWorldConfig, ensure_world
 
 
 class FakeStore:

@@ -11,7 +11,6 @@ import pytest
 import torch
 from PIL import Image
 
-from raiha.data.errors import RaihaDataError
 from raiha.data.harmonization_dataset import HarmonizationDataset
 from raiha.data.resize_cache import (
     MANIFEST_NAME,
@@ -20,7 +19,8 @@ from raiha.data.resize_cache import (
     cached_path,
     downscale_longest_side,
 )
-from raiha.data.split_lists import HarmonizationRecord, make_record
+from raiha.io.errors import RaihaDataError
+from raiha.io.split_lists import HarmonizationRecord, make_record
 
 SIZE = 24
 

@@ -14,14 +14,14 @@ import torch
 from PIL import Image
 
 from raiha import Harmonizer
-from raiha.data.errors import RaihaDataError
-from raiha.data.split_lists import read_split
-from raiha.data.synthetic import SyntheticWorldConfig, generate_world
 from raiha.harmonize import harmonize_files
 from raiha.inference.full_resolution import fit_colour_transform, transfer_to_full_resolution
-from raiha.inference.model_card import MODEL_CARD_KEY, build_model_card
+from raiha.io.build_journal import JOURNAL_NAME, read_journal
+from raiha.io.errors import RaihaDataError
+from raiha.io.split_lists import read_split
 from raiha.models.checkpoint_io import CheckpointError
-from raiha.utils.build_journal import JOURNAL_NAME, read_journal
+from raiha.models.model_card import MODEL_CARD_KEY, build_model_card
+from raiha.world import SyntheticWorldConfig, generate_world
 from tests.hydra_helpers import compose_config
 
 SIZE = 64

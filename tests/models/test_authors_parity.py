@@ -16,7 +16,7 @@ from raiha.models.authors_checkpoint import (
     save_authors_generator,
     to_authors_state_dict,
 )
-from raiha.models.fusion import key_attention_map
+from raiha.models.layers.fusion import key_attention_map
 from raiha.models.rhnet import RHNet
 
 GOLDEN = "golden/authors_rhnet_w8.pt"

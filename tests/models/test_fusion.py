@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from raiha.models.fusion import (
+from raiha.models.layers.fusion import (
     LOG_COLOUR_OFFSET,
     MaskedFusionAttention,
     cell_log_colour,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from raiha.models.norms import RegionAwareInstanceNorm, make_norm, masked_mean_std
+from raiha.models.layers.norms import RegionAwareInstanceNorm, make_norm, masked_mean_std
 
 
 def _half_mask(batch: int = 2, size: int = 8) -> torch.Tensor:

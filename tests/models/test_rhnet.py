@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from raiha.models.drconv import RegionAwareConv
-from raiha.models.norms import RegionAwareInstanceNorm
+from raiha.models.layers.drconv import RegionAwareConv
+from raiha.models.layers.norms import RegionAwareInstanceNorm
 from raiha.models.registry import create_harmonizer, list_harmonizers
 from raiha.models.rhnet import RHNet
 

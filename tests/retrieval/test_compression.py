@@ -9,7 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from raiha.retrieval.compression import (
+from raiha.retrieval.features.query import RetrievalQuery
+from raiha.retrieval.search.patch_index import PatchIndex, PatchIndexConfig, indexed_search
+from raiha.retrieval.search.rule import RetrievalConfig, brute_force_search, prepare_query
+from raiha.retrieval.store.compression import (
     APPEARANCE_LEVELS,
     CONTENT_LEVELS,
     CompressionConfig,
@@ -21,14 +24,7 @@ from raiha.retrieval.compression import (
     resolve_compression,
     store_bytes_per_image,
 )
-from raiha.retrieval.feature_store import FeatureStore, FeatureStoreWriter
-from raiha.retrieval.patch_index import PatchIndex, PatchIndexConfig, indexed_search
-from raiha.retrieval.search import (
-    RetrievalConfig,
-    RetrievalQuery,
-    brute_force_search,
-    prepare_query,
-)
+from raiha.retrieval.store.feature_store import FeatureStore, FeatureStoreWriter
 
 GRID = (4, 4)
 PATCHES = GRID[0] * GRID[1]

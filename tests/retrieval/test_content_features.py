@@ -10,14 +10,18 @@ import huggingface_hub.constants
 import pytest
 import torch
 
-from raiha.retrieval.content_features import (
+from raiha.retrieval.features.content_features import (
     DenseFeatureExtractor,
     Dinov2Extractor,
     DvtExtractor,
     MissingWeightsError,
 )
-from raiha.retrieval.dvt_denoiser import DvtDenoiser
-from raiha.retrieval.registry import available_extractors, create_extractor, register_extractor
+from raiha.retrieval.features.dvt_denoiser import DvtDenoiser
+from raiha.retrieval.features.registry import (
+    available_extractors,
+    create_extractor,
+    register_extractor,
+)
 
 TINY = "vit_small_patch14_reg4_dinov2.lvd142m"
 SHALLOW = {"depth": 1}  # one block keeps creation and hashing fast on 2 CPUs

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from raiha.retrieval.dvt_denoiser import DvtDenoiser, load_dvt_denoiser
-from raiha.retrieval.grids import mask_to_cells, to_channels_first, to_channels_last
+from raiha.retrieval.features.dvt_denoiser import DvtDenoiser, load_dvt_denoiser
+from raiha.retrieval.features.grids import mask_to_cells, to_channels_first, to_channels_last
 
 
 def shared_file(shared_data_dir: Path, relative: str) -> Path:

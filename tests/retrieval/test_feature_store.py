@@ -14,13 +14,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from raiha.data.errors import RaihaDataError
-from raiha.retrieval.compression import BASIS_FILE
-from raiha.retrieval.content_features import DenseFeatureExtractor
-from raiha.retrieval.feature_store import FeatureStore, FeatureStoreMismatchError
-from raiha.retrieval.hsv_histograms import HsvHistogramConfig, hsv_patch_histograms
-from raiha.retrieval.search import RetrievalQuery
-from raiha.retrieval.store_builder import (
+from raiha.io.errors import RaihaDataError
+from raiha.retrieval.features.content_features import DenseFeatureExtractor
+from raiha.retrieval.features.hsv_histograms import HsvHistogramConfig, hsv_patch_histograms
+from raiha.retrieval.features.query import RetrievalQuery
+from raiha.retrieval.store.compression import BASIS_FILE
+from raiha.retrieval.store.feature_store import FeatureStore, FeatureStoreMismatchError
+from raiha.retrieval.store.store_builder import (
     build_feature_store,
     feature_store_key,
     load_gallery_image,

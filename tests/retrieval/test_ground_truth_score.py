@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from raiha.data.reference_lists import ReferenceEntry, write_reference_list
+from raiha.io.reference_lists import ReferenceEntry, write_reference_list
 from raiha.retrieval.ground_truth_score import score_entries, score_reference_lists, write_score
 
 CLASSES = [

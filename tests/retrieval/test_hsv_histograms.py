@@ -8,7 +8,7 @@ import pytest
 import torch
 from kornia.color import hsv_to_rgb
 
-from raiha.retrieval.hsv_histograms import HsvHistogramConfig, hsv_patch_histograms
+from raiha.retrieval.features.hsv_histograms import HsvHistogramConfig, hsv_patch_histograms
 
 
 def _histogram(rgb01: torch.Tensor, config: HsvHistogramConfig | None = None) -> torch.Tensor:

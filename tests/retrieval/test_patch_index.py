@@ -8,16 +8,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from raiha.retrieval.gallery import InMemoryGallery
-from raiha.retrieval.patch_index import PatchIndex, PatchIndexConfig, indexed_search
-from raiha.retrieval.search import (
+from raiha.retrieval.features.query import RetrievalQuery
+from raiha.retrieval.search.patch_index import PatchIndex, PatchIndexConfig, indexed_search
+from raiha.retrieval.search.rule import (
     RetrievalConfig,
-    RetrievalQuery,
     brute_force_search,
     prepare_query,
     score_images,
 )
-from raiha.retrieval.spherical_kmeans import spherical_kmeans
+from raiha.retrieval.search.spherical_kmeans import spherical_kmeans
+from raiha.retrieval.store.gallery import InMemoryGallery
 
 GRID = (4, 4)
 PATCHES = GRID[0] * GRID[1]

@@ -9,21 +9,22 @@ from pathlib import Path
 import pytest
 import torch
 
-from raiha.data.errors import RaihaDataError
-from raiha.data.image_io import load_mask
-from raiha.data.reference_lists import read_reference_list
-from raiha.data.split_lists import read_split
-from raiha.data.synthetic import SyntheticWorldConfig, generate_world
-from raiha.retrieval.grids import mask_to_cells
+from raiha.io.errors import RaihaDataError
+from raiha.io.image_io import load_mask
+from raiha.io.reference_lists import read_reference_list
+from raiha.io.split_lists import read_split
+from raiha.retrieval.features.grids import mask_to_cells
+from raiha.retrieval.features.query import RetrievalQuery
 from raiha.retrieval.list_search import make_searcher
-from raiha.retrieval.patch_index import PatchIndex, PatchIndexConfig
 from raiha.retrieval.pipeline import (
     build_reference_lists,
     open_reference_lists,
     run_reference_pipeline,
 )
-from raiha.retrieval.search import RetrievalQuery, brute_force_search
+from raiha.retrieval.search.patch_index import PatchIndex, PatchIndexConfig
+from raiha.retrieval.search.rule import brute_force_search
 from raiha.retrieval.settings import RetrievalSettings
+from raiha.world import SyntheticWorldConfig, generate_world
 
 TINY = SyntheticWorldConfig(image_size=48, num_train=100, num_test=30, num_identities=20)
 SMALL_INDEX = PatchIndexConfig(content_clusters=32, appearance_clusters=16, kmeans_sample=4096)
@@ -162,9 +163,9 @@ def test_weight_free_retrieval_finds_what_the_ground_truth_says(tmp_path: Path) 
     recall against the ground truth (same identity, same light) stay near the full
     world's 0.92 / 0.85 (experiments/retrieval_synthetic.md), and wrong-light
     references are rare."""
-    from raiha.data.synthetic import load_ground_truth
+    from raiha.retrieval.features.hsv_histograms import HsvHistogramConfig
     from raiha.retrieval.ground_truth_score import score_reference_lists
-    from raiha.retrieval.hsv_histograms import HsvHistogramConfig
+    from raiha.world import load_ground_truth
 
     world = generate_world(
         tmp_path / "world", SyntheticWorldConfig(num_train=480, num_test=120, num_identities=80)

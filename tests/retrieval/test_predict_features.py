@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from raiha.data.errors import RaihaDataError
+from raiha.io.errors import RaihaDataError
 from raiha.retrieval import create_extractor
-from raiha.retrieval.feature_store import FeatureStore
-from raiha.retrieval.hsv_histograms import HsvHistogramConfig
-from raiha.retrieval.predict_features import PARTS_FOLDER, build_feature_store_with_trainer
-from raiha.retrieval.store_builder import build_feature_store
+from raiha.retrieval.features.hsv_histograms import HsvHistogramConfig
+from raiha.retrieval.store.feature_store import FeatureStore
+from raiha.retrieval.store.predict_features import PARTS_FOLDER, build_feature_store_with_trainer
+from raiha.retrieval.store.store_builder import build_feature_store
 
 HSV = HsvHistogramConfig(hue_bins=6, saturation_bins=2, value_bins=3)
 

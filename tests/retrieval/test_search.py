@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from raiha.retrieval.gallery import InMemoryGallery
-from raiha.retrieval.search import (
+from raiha.retrieval.features.query import RetrievalQuery, make_query
+from raiha.retrieval.search.rule import (
     RetrievalConfig,
-    RetrievalQuery,
     brute_force_search,
-    make_query,
     prepare_query,
     score_images,
 )
+from raiha.retrieval.store.gallery import InMemoryGallery
 
 E = torch.eye(5)  # e1..e5 as E[0]..E[4]
 THREE_QUARTER_ON_1 = torch.tensor(

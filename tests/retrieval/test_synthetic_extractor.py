@@ -8,16 +8,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from raiha.data.synthetic import (
+from raiha.retrieval import available_extractors, create_extractor
+from raiha.retrieval.features.synthetic_extractor import SyntheticWorldExtractor
+from raiha.world import (
     SyntheticWorldConfig,
     build_catalogue,
     plan_world,
     relight,
     shading_field,
 )
-from raiha.data.synthetic.render import render_albedo
-from raiha.retrieval import available_extractors, create_extractor
-from raiha.retrieval.synthetic_extractor import SyntheticWorldExtractor
+from raiha.world.render import render_albedo
 
 WORLD = SyntheticWorldConfig(
     image_size=64, num_train=40, num_test=0, num_identities=30, num_illuminants=6

@@ -19,7 +19,6 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from raiha.data.epoch_sampler import EpochSeededRandomSampler
-from raiha.data.errors import RaihaDataError
 from raiha.data.harmonization_dataset import HarmonizationDataset, default_subset_names
 from raiha.data.references.wiring import (
     ReferenceArtifacts,
@@ -27,7 +26,8 @@ from raiha.data.references.wiring import (
     wrap_with_references,
 )
 from raiha.data.resize_cache import build_resized_cache, cache_key
-from raiha.data.split_lists import HarmonizationRecord, read_split
+from raiha.io.errors import RaihaDataError
+from raiha.io.split_lists import HarmonizationRecord, read_split
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class HarmonizationDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ where the data is
     def synthetic_config(self) -> Any:
-        from raiha.data.synthetic.config import SyntheticWorldConfig
+        from raiha.world.config import SyntheticWorldConfig
 
         return SyntheticWorldConfig(**dict(self.hparams.synthetic or {}))
 
@@ -159,7 +159,7 @@ class HarmonizationDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Rank zero, once: generate the synthetic world and build the resized cache if asked."""
         if self.hparams.source == "synthetic":
-            from raiha.data.synthetic.generate import ensure_world
+            from raiha.world.generate import ensure_world
 
             ensure_world(Path(self.hparams.data_dir), self.synthetic_config())
         if self.hparams.resize_cache:
@@ -217,7 +217,7 @@ class HarmonizationDataModule(L.LightningDataModule):
                 self.val_set = wrap_with_references(self.val_set, artifacts, settings, "train", seed, training=False)
             match_masks = None
             if self.hparams.source == "synthetic":
-                from raiha.data.synthetic.match_masks import MatchMaskProvider
+                from raiha.world.match_masks import MatchMaskProvider
 
                 match_masks = MatchMaskProvider(root, self.hparams.image_size)
             self.test_set = wrap_with_references(

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from raiha.data.errors import RaihaDataError
-from raiha.data.image_io import check_same_size, load_mask, load_rgb, resize_mask, resize_rgb
 from raiha.data.resize_cache import MANIFEST_NAME, cached_path
-from raiha.data.split_lists import IHARMONY4_SUBSETS, HarmonizationRecord
+from raiha.io.errors import RaihaDataError
+from raiha.io.image_io import check_same_size, load_mask, load_rgb, resize_mask, resize_rgb
+from raiha.io.split_lists import IHARMONY4_SUBSETS, HarmonizationRecord
 
 MAX_LISTED_MISSING = 5
 

@@ -20,8 +20,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from raiha.data.errors import RaihaDataError
-from raiha.data.image_io import (
+from raiha.io.atomic_io import atomic_write, atomic_write_json
+from raiha.io.build_journal import record_build
+from raiha.io.errors import RaihaDataError
+from raiha.io.image_io import (
     check_same_size,
     image_size,
     load_mask,
@@ -29,9 +31,7 @@ from raiha.data.image_io import (
     resize_mask,
     resize_rgb,
 )
-from raiha.data.split_lists import HarmonizationRecord
-from raiha.utils.atomic_io import atomic_write, atomic_write_json
-from raiha.utils.build_journal import record_build
+from raiha.io.split_lists import HarmonizationRecord
 
 CACHE_FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"

@@ -15,14 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from raiha.data.errors import RaihaDataError
 from raiha.inference.inputs import FOREGROUND_THRESHOLD, PreparedInput, to_model_tensor
-from raiha.retrieval.content_features import DenseFeatureExtractor
-from raiha.retrieval.feature_store import MANIFEST, FeatureStore
-from raiha.retrieval.grids import mask_to_cells
-from raiha.retrieval.search import RetrievalQuery, RetrievedRef, brute_force_search
+from raiha.io.errors import RaihaDataError
+from raiha.retrieval.features.content_features import DenseFeatureExtractor
+from raiha.retrieval.features.grids import mask_to_cells
+from raiha.retrieval.features.query import RetrievalQuery
+from raiha.retrieval.search.rule import RetrievedRef, brute_force_search
 from raiha.retrieval.settings import RetrievalSettings, short_hash
-from raiha.retrieval.store_builder import build_feature_store, extract_features
+from raiha.retrieval.store.feature_store import MANIFEST, FeatureStore
+from raiha.retrieval.store.store_builder import build_feature_store, extract_features
 
 log = logging.getLogger(__name__)
 

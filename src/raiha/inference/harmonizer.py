@@ -7,7 +7,7 @@
     result = model.harmonize("photo.jpg", "mask.png", gallery="my_photos/")  # retrieval
     Image.fromarray(result.image).save("out.png")
 
-The checkpoint's model card (``raiha.inference.model_card``) says which network, at which
+The checkpoint's model card (``raiha.models.model_card``) says which network, at which
 size, with which semantic extractor; nothing else is needed. Predictions are made at the
 model size and carried to the input's full resolution (``raiha.inference.full_resolution``):
 pixels outside the mask stay bit-identical.
@@ -25,8 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from raiha.callbacks.image_grid import attention_overlay
-from raiha.data.errors import RaihaDataError
+from raiha.evaluation.drawing import attention_overlay
 from raiha.inference.full_resolution import transfer_to_full_resolution
 from raiha.inference.gallery_search import find_references, open_gallery, resolve_gallery_root
 from raiha.inference.inputs import (
@@ -36,14 +35,15 @@ from raiha.inference.inputs import (
     read_rgb,
     to_model_tensor,
 )
-from raiha.inference.model_card import MODEL_CARD_KEY, check_model_card
+from raiha.io.errors import RaihaDataError
 from raiha.models.checkpoint_io import CheckpointError, load_state_checked, read_checkpoint
-from raiha.models.fusion import key_attention_map
 from raiha.models.harmonizer_output import paste_foreground
+from raiha.models.layers.fusion import key_attention_map
+from raiha.models.model_card import MODEL_CARD_KEY, check_model_card
 from raiha.models.reference_input import harmonize as run_network
 from raiha.models.registry import create_harmonizer
-from raiha.retrieval.content_features import DenseFeatureExtractor
-from raiha.retrieval.registry import create_extractor
+from raiha.retrieval.features.content_features import DenseFeatureExtractor
+from raiha.retrieval.features.registry import create_extractor
 from raiha.retrieval.settings import RetrievalSettings
 
 log = logging.getLogger(__name__)

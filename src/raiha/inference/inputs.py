@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from raiha.data.errors import RaihaDataError
-from raiha.data.image_io import load_rgb, load_soft_mask, resize_mask, resize_rgb
+from raiha.io.errors import RaihaDataError
+from raiha.io.image_io import load_rgb, load_soft_mask, resize_mask, resize_rgb
 
 ImageInput = str | Path | Image.Image | np.ndarray
 FOREGROUND_THRESHOLD = 0.5

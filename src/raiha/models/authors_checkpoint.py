@@ -22,9 +22,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from raiha.io.atomic_io import atomic_write
 from raiha.models.checkpoint_io import CheckpointError, read_checkpoint
 from raiha.models.rhnet import RHNet
-from raiha.utils.atomic_io import atomic_write
 
 WRAPPER_KEYS = ("state_dict", "netG", "generator", "model")
 RAIN_PARAMETERS = ("foreground_gamma", "foreground_beta", "background_gamma", "background_beta")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from raiha.models.fusion import AttentionResult
+from raiha.models.layers.fusion import AttentionResult
 
 
 @dataclass

@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from raiha.models.drconv import RegionAwareConv
-from raiha.models.fusion import AttentionResult, MaskedFusionAttention
 from raiha.models.harmonizer_output import HarmonizerOutput
-from raiha.models.norms import make_norm
+from raiha.models.layers.drconv import RegionAwareConv
+from raiha.models.layers.fusion import AttentionResult, MaskedFusionAttention
+from raiha.models.layers.norms import make_norm
 from raiha.models.registry import register_harmonizer
 
 ATTENTION_MODES = ("sgf", "plain", "none")
@@ -86,7 +86,7 @@ class DecoderStage(nn.Module):
         region_conv: bool,
     ) -> None:
         """Args:
-        norm: a ``raiha.models.norms.make_norm`` kind ("rain", "instance", ...).
+        norm: a ``raiha.models.layers.norms.make_norm`` kind ("rain", "instance", ...).
         region_conv: apply a two-region DRConv to the concatenated feature.
         """
         super().__init__()

@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from raiha.models.fusion import MaskedFusionAttention
-from raiha.models.norms import RegionAwareInstanceNorm
+from raiha.models.layers.fusion import MaskedFusionAttention
+from raiha.models.layers.norms import RegionAwareInstanceNorm
 
 
 def set_fused_kernels(model: nn.Module, enabled: bool) -> int:

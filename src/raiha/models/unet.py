@@ -4,7 +4,7 @@ Layout (``w`` = base width, ``d`` = depth; stride ``2**k`` at encoder level ``k`
   stem c3s1 4->w; d times [c4s2 + InstanceNorm + LeakyReLU(0.2)] doubling the width
   (capped at ``max_width``); decoder: d times [bilinear x2, c3s1, concat skip, c3s1,
   region-aware norm (RAIN by default), ReLU]; 1x1 conv to RGB.
-The masked fusion attention (``raiha.models.fusion``) runs on the decoder feature at
+The masked fusion attention (``raiha.models.layers.fusion``) runs on the decoder feature at
 stride ``attention_stride`` (1/8 by default, like the authors' network), which must be
 at least as fine as the bottleneck.
 
@@ -26,9 +26,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from raiha.models.fusion import AttentionResult, MaskedFusionAttention
 from raiha.models.harmonizer_output import HarmonizerOutput
-from raiha.models.norms import make_norm
+from raiha.models.layers.fusion import AttentionResult, MaskedFusionAttention
+from raiha.models.layers.norms import make_norm
 from raiha.models.registry import register_harmonizer
 
 ATTENTION_MODES = ("none", "plain", "sgf")

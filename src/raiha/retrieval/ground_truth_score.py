@@ -2,7 +2,7 @@
 
 A retrieved reference is *relevant* when it is a train real image showing the
 composite's foreground identity under the composite's background illuminant
-(:func:`raiha.data.synthetic.relevant_reference_table`). For every group of composites
+(:func:`raiha.world.relevant_reference_table`). For every group of composites
 (all, per subset ``easy``/``hard``, per foreground pattern ``solid``/``stripes``/...):
 
 - ``precision_micro`` = hits / retrieved, ``recall_micro`` = hits / relevant (over the
@@ -24,9 +24,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from raiha.data.reference_lists import ReferenceEntry, read_reference_list
-from raiha.data.synthetic.ground_truth import relevant_reference_table
-from raiha.utils.atomic_io import atomic_write_json
+from raiha.io.atomic_io import atomic_write_json
+from raiha.io.reference_lists import ReferenceEntry, read_reference_list
+from raiha.world.ground_truth import relevant_reference_table
 
 ERROR_KINDS = ("content_only", "illumination_only", "both", "unknown")
 

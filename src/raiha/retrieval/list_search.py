@@ -2,8 +2,8 @@
 
 Three exact search paths give the same lists (``RetrievalSettings.search``):
 
-- ``brute_force``: :func:`raiha.retrieval.search.brute_force_search` (scores every image).
-- ``indexed``: :func:`raiha.retrieval.patch_index.indexed_search` (a patch index prunes
+- ``brute_force``: :func:`raiha.retrieval.search.rule.brute_force_search` (scores every image).
+- ``indexed``: :func:`raiha.retrieval.search.patch_index.indexed_search` (a patch index prunes
   images first; for galleries too large for memory).
 - ``prefilter`` (:class:`ContentPrefilter`): the gallery's normalised content is held in
   memory and one matrix product per query finds the images whose content score can
@@ -24,17 +24,16 @@ import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import Tensor
 
-from raiha.data.errors import RaihaDataError
-from raiha.data.image_io import load_mask
-from raiha.data.reference_lists import ReferenceEntry
-from raiha.data.split_lists import HarmonizationRecord
-from raiha.retrieval.content_features import DenseFeatureExtractor
-from raiha.retrieval.feature_store import FeatureStore
-from raiha.retrieval.grids import mask_to_cells
-from raiha.retrieval.patch_index import PatchIndex, indexed_search
-from raiha.retrieval.search import (
+from raiha.io.errors import RaihaDataError
+from raiha.io.image_io import load_mask
+from raiha.io.reference_lists import ReferenceEntry
+from raiha.io.split_lists import HarmonizationRecord
+from raiha.retrieval.features.content_features import DenseFeatureExtractor
+from raiha.retrieval.features.grids import mask_to_cells
+from raiha.retrieval.features.query import RetrievalQuery
+from raiha.retrieval.search.patch_index import PatchIndex, indexed_search
+from raiha.retrieval.search.rule import (
     RetrievalConfig,
-    RetrievalQuery,
     RetrievedRef,
     brute_force_search,
     prepare_query,
@@ -43,7 +42,8 @@ from raiha.retrieval.search import (
     select_refs,
 )
 from raiha.retrieval.settings import RetrievalSettings
-from raiha.retrieval.store_builder import extract_features, load_gallery_image
+from raiha.retrieval.store.feature_store import FeatureStore
+from raiha.retrieval.store.store_builder import extract_features, load_gallery_image
 
 log = logging.getLogger(__name__)
 

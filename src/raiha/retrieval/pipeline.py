@@ -4,7 +4,7 @@
 - Queries: the composites of the chosen splits; their content and HSV grids come from
   the composite itself, their foreground cells from the mask (a cell touched by the mask
   is foreground), and their own real image is never returned.
-- Search: the rule of :mod:`raiha.retrieval.search` (``eps_c``, ``eps_a`` or an
+- Search: the rule of :mod:`raiha.retrieval.search.rule` (``eps_c``, ``eps_a`` or an
   illumination range, ``max_refs``), by one of the exact paths of
   :mod:`raiha.retrieval.list_search` (same lists).
 - Output: ``IHD_<split>.jsonl`` per split, ``{"input", "mask", "refs", "scores"}`` a line,
@@ -27,22 +27,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from raiha.data.errors import RaihaDataError
-from raiha.data.reference_lists import write_reference_list
-from raiha.data.split_lists import read_split
-from raiha.retrieval.feature_store import FeatureStore, image_list_sha256
+from raiha.io.atomic_io import atomic_write_json
+from raiha.io.build_journal import record_build
+from raiha.io.errors import RaihaDataError
+from raiha.io.reference_lists import write_reference_list
+from raiha.io.split_lists import read_split
+from raiha.retrieval.features.registry import create_extractor
 from raiha.retrieval.list_search import (
     extracted_features,
     make_searcher,
     search_split,
     stored_features,
 )
-from raiha.retrieval.patch_index import PatchIndex
-from raiha.retrieval.registry import create_extractor
+from raiha.retrieval.search.patch_index import PatchIndex
 from raiha.retrieval.settings import RetrievalSettings, short_hash
-from raiha.retrieval.store_builder import build_feature_store
-from raiha.utils.atomic_io import atomic_write_json
-from raiha.utils.build_journal import record_build
+from raiha.retrieval.store.feature_store import FeatureStore, image_list_sha256
+from raiha.retrieval.store.store_builder import build_feature_store
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from raiha.retrieval.hsv_histograms import HsvHistogramConfig
-from raiha.retrieval.patch_index import PatchIndexConfig
-from raiha.retrieval.search import RetrievalConfig
+from raiha.retrieval.features.hsv_histograms import HsvHistogramConfig
+from raiha.retrieval.search.patch_index import PatchIndexConfig
+from raiha.retrieval.search.rule import RetrievalConfig
 
 SEARCH_METHODS = ("prefilter", "indexed", "brute_force")
 # The defaults are those of conf/retrieval/synthetic.yaml (the datamodule's "auto" lists
@@ -114,7 +114,7 @@ class RetrievalSettings:
         return cls(**fields)
 
     def retrieval_config(self) -> RetrievalConfig:
-        """The rule's thresholds for :mod:`raiha.retrieval.search`."""
+        """The rule's thresholds for :mod:`raiha.retrieval.search.rule`."""
         return RetrievalConfig(
             content_threshold=self.eps_c,
             appearance_threshold=self.eps_a,

@@ -18,9 +18,9 @@ import torch
 from torch.utils.data import Dataset
 
 from raiha.data.harmonization_dataset import HarmonizationDataset
-from raiha.data.image_io import load_rgb, resize_rgb
 from raiha.data.references.augmented_reference import CropBox, apply_crop_box, draw_crop_box
 from raiha.data.references.semantic_grids import SemanticGridLookup, zeros_like_grid
+from raiha.io.image_io import load_rgb, resize_rgb
 from raiha.utils.seeding import keyed_generator
 
 AUGMENTED = "<augmented>"

@@ -16,7 +16,7 @@ from torch import Tensor
 
 
 class ContentStore(Protocol):
-    """What is needed of a feature store (``raiha.retrieval.feature_store.FeatureStore``)."""
+    """What is needed of a feature store (``raiha.retrieval.store.feature_store.FeatureStore``)."""
 
     @property
     def image_paths(self) -> list[str]: ...

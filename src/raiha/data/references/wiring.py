@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from raiha.data.errors import RaihaDataError
 from raiha.data.harmonization_dataset import HarmonizationDataset
-from raiha.data.reference_lists import read_reference_list, reference_map
 from raiha.data.references.reference_dataset import ReferenceDataset
 from raiha.data.references.semantic_grids import SemanticGridLookup
+from raiha.io.errors import RaihaDataError
+from raiha.io.reference_lists import read_reference_list, reference_map
 
 log = logging.getLogger(__name__)
 

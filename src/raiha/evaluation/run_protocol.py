@@ -1,0 +1,97 @@
+"""The test protocol shared by ``raiha.train`` and ``raiha.eval``.
+
+Non-reference (iHarmony4, Table I): one test run. Retrieval-augmented (RAHarmony4,
+Table II): one run per seed of ``reference_seeds``, each drawing one reference per
+composite; the record holds every seed's results and their mean and std.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig
+
+from raiha.evaluation.results_io import TEST_RESULTS_FILE, build_metrics_record
+from raiha.evaluation.results_table import aggregate_runs
+
+
+def uses_reference_protocol(cfg: DictConfig) -> bool:
+    """Whether the test draws references (data.references.enabled and model.evaluate_with_reference)."""
+    references = cfg.data.get("references") or {}
+    return bool(references.get("enabled")) and bool(cfg.model.get("evaluate_with_reference", False))
+
+
+def run_test_protocol(
+    trainer: L.Trainer,
+    model: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    cfg: DictConfig,
+    *,
+    ckpt_path: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Test as the protocol says; returns the ``metrics.json`` record."""
+    with_references = uses_reference_protocol(cfg)
+    seeds = [int(seed) for seed in (cfg.get("reference_seeds") or [0])] if with_references else [None]
+    per_seed = []
+    for seed in seeds:
+        if seed is not None:
+            datamodule.set_reference_seed(seed)
+        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, verbose=False)
+        per_seed.append({"seed": seed, **_test_results(trainer, model)})
+    model_results = aggregate_runs([run["model"] for run in per_seed]) if with_references else per_seed[0]["model"]
+    attention = [run["model"]["attention"] for run in per_seed if run["model"].get("attention")]
+    attention_extra = {"attention": mean_attention(attention)} if attention else {}
+    return build_metrics_record(
+        protocol=cfg.model.protocol,
+        dataset=cfg.data.source,
+        model=model_results,
+        composite=per_seed[0]["composite"],
+        extra={
+            "setting": "reference" if with_references else "non_reference",
+            "experiment": cfg.get("experiment_name"),
+            "seed": cfg.get("seed"),
+            "per_seed": [
+                {"seed": run["seed"], "subsets": run["model"]["subsets"], "all": run["model"]["all"],
+                 **({"attention": run["model"]["attention"]} if run["model"].get("attention") else {})}
+                for run in per_seed
+            ] if with_references else [],
+            **attention_extra,
+            **(extra or {}),
+        },
+    )
+
+
+def _test_results(trainer: L.Trainer, model: L.LightningModule) -> dict[str, Any]:
+    """The test's results: the module's attribute, or the file rank zero wrote when the test
+    ran in spawned processes (``ddp_spawn``: the launching process never sees the attribute)."""
+    results = getattr(model, "test_results", None)
+    if results:
+        return results
+    path = Path(trainer.default_root_dir) / TEST_RESULTS_FILE
+    if not path.is_file():
+        raise RuntimeError(f"the test produced no results (neither on the module nor in {path})")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def mean_attention(per_seed: list[dict[str, float]]) -> dict[str, float]:
+    """Mean over seeds of every attention-accuracy figure
+    (:class:`raiha.evaluation.attention_accuracy.AttentionOnMatch`), plus ``ratio``: how many
+    times more attention the matching object gets than uniform attention over the keys
+    would give it (``attention_on_match / match_key_share``)."""
+    keys = [key for key in per_seed[0] if key != "n"]
+    mean = {key: sum(float(a[key]) for a in per_seed) / len(per_seed) for key in keys}
+    baseline = mean.get("match_key_share", mean["match_area_share"])
+    mean["ratio"] = mean["attention_on_match"] / baseline if baseline > 0 else float("nan")
+    return {**mean, "n": int(per_seed[0]["n"]), "seeds": len(per_seed)}
+
+
+def protocol_title(cfg: DictConfig) -> str:
+    """A table title naming the dataset, protocol and setting."""
+    setting = (
+        f"references, {len(cfg.get('reference_seeds') or [0])} seeds" if uses_reference_protocol(cfg) else "no reference"
+    )
+    return f"{cfg.data.source} test ({cfg.model.protocol} protocol, {setting})"

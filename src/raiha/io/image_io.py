@@ -1,0 +1,134 @@
+"""Decoding RGB images and binary masks from disk, and resizing them to the training size.
+
+Conventions (decisions; see the data docs):
+- EXIF orientation is NOT applied: iHarmony4 files carry none, and composite, mask and
+  real image must stay pixel-aligned whatever a viewer would do.
+- Alpha is dropped (RGBA/LA keep their colour channels); palette images are expanded;
+  16-bit images ("I;16", "I") are scaled to 8 bit by value / 257, rounded.
+- A mask pixel is foreground when the maximum over its colour channels is > threshold
+  (127 by default): identical to any single channel for 0/255 masks, and robust to JPEG
+  masks whose chroma noise differs between channels.
+- Truncated or corrupt files raise ``RaihaDataError``: ``ImageFile.LOAD_TRUNCATED_IMAGES``
+  is forced off while decoding and every image is fully decoded (``.load()``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile
+
+from raiha.io.errors import RaihaDataError
+
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def _decode(path: Path) -> Image.Image:
+    """Open and fully decode ``path``; missing, truncated or corrupt files raise RaihaDataError."""
+    path = Path(path)
+    if not path.is_file():
+        raise RaihaDataError(f"image {path} not found; check data.root and the split list")
+    previous_flag = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    image: Image.Image | None = None
+    try:
+        image = Image.open(path)
+        image.load()
+        return image
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        if image is not None:
+            image.close()
+        raise RaihaDataError(
+            f"cannot decode image {path}: the file is corrupt or truncated ({error}); re-extract it"
+        ) from error
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous_flag
+
+
+def _to_uint8_channels(image: Image.Image, path: Path) -> np.ndarray:
+    """Pixels as uint8 [H, W, C] with C in {1, 3}: alpha dropped, palettes expanded, 16 bit scaled."""
+    if image.mode in _SIXTEEN_BIT_MODES:
+        wide = np.asarray(image, dtype=np.float64)  # [H, W]
+        narrow = np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8)
+        return narrow[:, :, None]  # [H, W, 1]
+    if image.mode == "F":
+        raise RaihaDataError(f"image {path} is a 32-bit float image; save it as 8-bit RGB or L")
+    if image.mode in ("1", "L", "LA"):
+        return np.array(image.convert("L"), dtype=np.uint8)[:, :, None]  # [H, W, 1]
+    return np.array(image.convert("RGB"), dtype=np.uint8)  # [H, W, 3]
+
+
+def load_rgb(path: str | Path) -> np.ndarray:
+    """Decode ``path`` as uint8 RGB [H, W, 3] (grey, palette, RGBA and 16-bit inputs accepted)."""
+    image = _decode(Path(path))
+    channels = _to_uint8_channels(image, Path(path))  # [H, W, C]
+    if channels.shape[2] == 1:
+        channels = np.repeat(channels, 3, axis=2)  # [H, W, 3]
+    return np.ascontiguousarray(channels)
+
+
+def load_mask(path: str | Path, threshold: int = 127) -> np.ndarray:
+    """Decode a mask (PNG or JPEG, 1 or 3 channels) as bool [H, W]: max over channels > threshold."""
+    image = _decode(Path(path))
+    channels = _to_uint8_channels(image, Path(path))  # [H, W, C]
+    return channels.max(axis=2) > threshold  # [H, W]
+
+
+def load_soft_mask(path: str | Path) -> np.ndarray:
+    """Decode a mask as float32 [H, W] in [0, 1] (max over channels / 255): soft edges kept."""
+    image = _decode(Path(path))
+    channels = _to_uint8_channels(image, Path(path))  # [H, W, C]
+    return channels.max(axis=2).astype(np.float32) / 255.0  # [H, W]
+
+
+def resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize uint8 RGB [H, W, 3] to [size, size, 3] with PIL bilinear (as torchvision on PIL, HDNet)."""
+    if image.shape[0] == size and image.shape[1] == size:
+        return image
+    resized = Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR)
+    return np.array(resized, dtype=np.uint8)  # [size, size, 3]
+
+
+def resize_mask(mask: np.ndarray, size: int, threshold: float = 0.5) -> np.ndarray:
+    """Resize bool [H, W] to bool [size, size]: bilinear on the 0/1 float mask, then ``>= threshold``."""
+    if mask.shape[0] == size and mask.shape[1] == size:
+        return mask.astype(bool)
+    as_float = Image.fromarray(mask.astype(np.float32))  # mode "F"
+    resized = np.asarray(as_float.resize((size, size), Image.Resampling.BILINEAR))  # [size, size]
+    return resized >= threshold
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of ``path`` read from its header, without decoding the pixels."""
+    path = Path(path)
+    if not path.is_file():
+        raise RaihaDataError(f"image {path} not found; check data.root and the split list")
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, SyntaxError, ValueError) as error:
+        raise RaihaDataError(
+            f"cannot read image {path}: the file is corrupt ({error}); re-extract it"
+        ) from error
+
+
+def check_same_size(
+    composite_path: str | Path,
+    composite_size: tuple[int, int],
+    other_path: str | Path,
+    other_size: tuple[int, int],
+    other_kind: str,
+) -> None:
+    """Raise RaihaDataError when ``other_path`` (a mask or real image) is not the composite's size.
+
+    Args:
+        composite_size, other_size: (width, height).
+        other_kind: "mask" or "real image", used in the message.
+    """
+    if tuple(other_size) != tuple(composite_size):
+        raise RaihaDataError(
+            f"{other_kind} {other_path} is {other_size[0]}x{other_size[1]} but composite "
+            f"{composite_path} is {composite_size[0]}x{composite_size[1]}; "
+            "the three files of a record must be pixel-aligned: re-extract or fix the list"
+        )
