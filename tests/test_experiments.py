@@ -66,6 +66,17 @@ def test_every_experiment_names_itself(experiment: str) -> None:
     assert _compose([f"+experiment={experiment}"])["experiment_name"] == experiment
 
 
+@pytest.mark.parametrize("experiment", ["raiha", "ablation_sgf_synthetic", "paper_recipe"])
+def test_eval_composes_an_experiments_setting(experiment: str) -> None:
+    """`python -m raiha.eval +experiment=NAME ckpt_path=...` tests in the experiment's setting."""
+    train = _compose([f"+experiment={experiment}"])
+    evaluation = OmegaConf.to_container(
+        compose_config("eval", [f"+experiment={experiment}", "ckpt_path=/x.ckpt"], output_dir="/out", data_dir="/data"),
+        resolve=True,
+    )
+    assert evaluation["data"] == train["data"] and evaluation["model"] == train["model"]
+
+
 @pytest.mark.parametrize("debug", ["fdr", "limit"])
 @pytest.mark.parametrize("experiment", ["paper_recipe", "raiha", "ablation_sgf_synthetic"])
 def test_debug_presets_win_whatever_their_order(experiment: str, debug: str) -> None:
