@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
+from raiha.data.references.semantic_grids import SemanticGridLookup
 from raiha.data.references.settings import ReferenceSettings
+from raiha.data.references.wiring import check_grid_width
+from raiha.io.errors import RaihaDataError
 from raiha.retrieval.settings import RetrievalSettings, short_hash
 
 
@@ -52,3 +56,20 @@ def test_renaming_kept_the_cache_keys() -> None:
     assert ablation.rule_name() == "c0.7_a0.9_r0.7-0.8_m4"
     with pytest.raises(ValueError, match="image_size is unset"):
         RetrievalSettings(image_size=None).features_key("/tmp")
+
+
+class _Store:
+    """A feature store of one image with a 2 x 2 grid of ``channels`` channels."""
+
+    def __init__(self, channels: int) -> None:
+        self.image_paths, self.grid_size, self._rows = ["a.jpg"], (2, 2), torch.zeros(4, channels)
+
+    def content(self, index: int) -> torch.Tensor:
+        return self._rows
+
+
+def test_semantic_grids_must_be_as_wide_as_feature_dim() -> None:
+    settings = ReferenceSettings.from_config({"semantic": True, "retrieval": {"feature_dim": 192}}, image_size=64)
+    check_grid_width(SemanticGridLookup([_Store(192)]), settings)
+    with pytest.raises(RaihaDataError, match=r"grids have 768 channels but data.references.retrieval.feature_dim is 192"):
+        check_grid_width(SemanticGridLookup([_Store(768)]), settings)

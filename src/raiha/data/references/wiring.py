@@ -78,9 +78,22 @@ def prepare_references(
         artifacts.sources[split] = str(path)
     if settings.semantic:
         artifacts.semantic = SemanticGridLookup(pipeline_outputs.stores)
+        check_grid_width(artifacts.semantic, settings)
     log.info("references: %s; semantic grids: %s", artifacts.sources,
              "on" if artifacts.semantic is not None else "off")
     return artifacts
+
+
+def check_grid_width(lookup: SemanticGridLookup, settings: ReferenceSettings) -> None:
+    """The stores' grids are as wide as ``retrieval.feature_dim`` says (the network's SGF
+    ``semantic_channels`` is set from it: a mismatch would fail deep inside the network)."""
+    expected = settings.retrieval.feature_dim
+    if expected is not None and lookup.channels != expected:
+        raise RaihaDataError(
+            f"the {settings.retrieval.extractor!r} extractor's semantic grids have {lookup.channels} "
+            f"channels but data.references.retrieval.feature_dim is {expected} (it sets "
+            "model.net.semantic_channels): set feature_dim to the extractor's width"
+        )
 
 
 def wrap_with_references(
