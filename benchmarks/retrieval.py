@@ -189,8 +189,8 @@ def build_store(
 
 COMPARED = {  # the paper's rule and the two "inconsistent illumination" ablations
     "paper": RetrievalConfig(),
-    "illumination_0.7_0.8": RetrievalConfig(illumination_range=(0.7, 0.8)),
-    "illumination_0.8_0.9": RetrievalConfig(illumination_range=(0.8, 0.9)),
+    "illumination_0.7_0.8": RetrievalConfig(eps_a_range=(0.7, 0.8)),
+    "illumination_0.8_0.9": RetrievalConfig(eps_a_range=(0.8, 0.9)),
 }
 
 

@@ -40,7 +40,7 @@ def test_every_retrieval_config_composes_into_settings(tmp_path: Path, name: str
     assert cfg.hydra_job_chdir is False
     settings = RetrievalSettings.from_dict(OmegaConf.to_container(cfg.retrieval, resolve=True))
     expected = {"eps_a_07_08": (0.7, 0.8), "eps_a_08_09": (0.8, 0.9)}.get(name)
-    assert settings.illumination_range == expected
+    assert settings.eps_a_range == expected
     assert settings.eps_c == 0.7 and settings.eps_a == 0.9
     assert settings.extractor == ("dvt" if name == "dvt" else "synthetic")
 
@@ -91,6 +91,9 @@ def test_command_line_run_writes_lists_and_score(tmp_path: Path) -> None:
 
 
 def test_settings_defaults_are_the_synthetic_config() -> None:
-    """The datamodule's "auto" lists (no settings given) share the command's default cache."""
+    """The datamodule's "auto" lists (no settings given) share the command's default cache
+    (conf/retrieval/synthetic.yaml's image_size null is the world's 64 px)."""
     cfg = OmegaConf.load(CONFIG_DIR / "retrieval" / "synthetic.yaml")
-    assert RetrievalSettings.from_dict(OmegaConf.to_container(cfg)) == RetrievalSettings()
+    settings = RetrievalSettings.from_dict(OmegaConf.to_container(cfg))
+    assert settings.image_size is None
+    assert settings.with_image_size(64) == RetrievalSettings()

@@ -49,6 +49,8 @@ def dataset_root(cfg: DictConfig) -> Path:
 def retrieve(cfg: DictConfig) -> dict[str, Any]:
     """Run the retrieval job of ``cfg``; returns the record written to ``retrieval.json``."""
     settings = RetrievalSettings.from_dict(OmegaConf.to_container(cfg.retrieval, resolve=True))
+    # retrieval.image_size null: the world's size (the harmonizer's 1/8 grid on that world)
+    settings = settings.with_image_size(int(cfg.synthetic.image_size))
     root = dataset_root(cfg)
     outputs = build_reference_lists(
         root,

@@ -123,12 +123,13 @@ def test_missing_grid_is_named() -> None:
 def test_evaluation_always_uses_the_retrieved_references(world) -> None:
     """use_retrieved / use_augmented are training ablations: every Table III row is tested
     on the same retrieved references (never on a crop of the target)."""
+    from raiha.data.references.settings import ReferenceSettings
     from raiha.data.references.wiring import ReferenceArtifacts, wrap_with_references
 
     _, base = world
     lists = {record.composite: [base.records[(i + 1) % len(base)].real] for i, record in enumerate(base.records)}
     artifacts = ReferenceArtifacts(lists={"train": lists, "test": lists})
-    ablation = {"use_retrieved": False, "use_augmented": True}
+    ablation = ReferenceSettings.from_config({"use_retrieved": False, "use_augmented": True}, image_size=64)
     train = wrap_with_references(base, artifacts, ablation, "train", 0, training=True)
     test = wrap_with_references(base, artifacts, ablation, "test", 0, training=False)
     assert train.candidates(base.records[0].composite) == [AUGMENTED]

@@ -187,9 +187,9 @@ def _planted_query(content: torch.Tensor, appearance: torch.Tensor, seed: int) -
 
 CONFIGS = [
     RetrievalConfig(),
-    RetrievalConfig(illumination_range=(0.7, 0.8)),
+    RetrievalConfig(eps_a_range=(0.7, 0.8)),
     RetrievalConfig(max_refs=2),
-    RetrievalConfig(content_threshold=0.5, appearance_threshold=0.6),
+    RetrievalConfig(eps_c=0.5, eps_a=0.6),
 ]
 
 

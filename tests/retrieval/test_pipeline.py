@@ -94,7 +94,7 @@ def test_a_second_call_reuses_everything(world: Path, built: tuple) -> None:
 def test_other_thresholds_write_other_lists_from_the_same_stores(world: Path, built: tuple) -> None:
     data_dir, outputs = built
     ranged = build_reference_lists(
-        world, data_dir, _settings(illumination_range=(0.7, 0.9)), progress=False
+        world, data_dir, _settings(eps_a_range=(0.7, 0.9)), progress=False
     )
     assert ranged.lists_dir != outputs.lists_dir and not ranged.reused
     assert ranged.gallery.folder == outputs.gallery.folder

@@ -79,35 +79,35 @@ def test_each_clause_fails_alone(gallery: InMemoryGallery) -> None:
     assert refs[0].path == "real/valid.jpg" and refs[2].content_score == 0.75
 
 
-def test_content_threshold_is_inclusive(gallery: InMemoryGallery) -> None:
-    at = brute_force_search(QUERY, gallery, RetrievalConfig(content_threshold=0.75))
+def test_eps_c_is_inclusive(gallery: InMemoryGallery) -> None:
+    at = brute_force_search(QUERY, gallery, RetrievalConfig(eps_c=0.75))
     assert _names(at) == ["valid", "bg_content_at_075", "content_at_075"]
-    above = brute_force_search(QUERY, gallery, RetrievalConfig(content_threshold=AFTER_075))
+    above = brute_force_search(QUERY, gallery, RetrievalConfig(eps_c=AFTER_075))
     # content_at_075 fails its content clause; bg_content_at_075 loses its only gated bg pair
     assert _names(above) == ["valid"]
 
 
-def test_appearance_threshold_is_inclusive(gallery: InMemoryGallery) -> None:
-    at = brute_force_search(QUERY, gallery, RetrievalConfig(appearance_threshold=0.75))
+def test_eps_a_is_inclusive(gallery: InMemoryGallery) -> None:
+    at = brute_force_search(QUERY, gallery, RetrievalConfig(eps_a=0.75))
     assert _names(at) == ["valid", "bg_content_at_075", "appearance_at_075", "content_at_075"]
-    above = brute_force_search(QUERY, gallery, RetrievalConfig(appearance_threshold=AFTER_075))
+    above = brute_force_search(QUERY, gallery, RetrievalConfig(eps_a=AFTER_075))
     assert "appearance_at_075" not in _names(above)
 
 
-def test_illumination_range_is_half_open(gallery: InMemoryGallery) -> None:
-    inside = brute_force_search(QUERY, gallery, RetrievalConfig(illumination_range=(0.7, 0.8)))
+def test_eps_a_range_is_half_open(gallery: InMemoryGallery) -> None:
+    inside = brute_force_search(QUERY, gallery, RetrievalConfig(eps_a_range=(0.7, 0.8)))
     assert _names(inside) == ["appearance_at_075"]
-    assert brute_force_search(QUERY, gallery, RetrievalConfig(illumination_range=(0.7, 0.75))) == []
+    assert brute_force_search(QUERY, gallery, RetrievalConfig(eps_a_range=(0.7, 0.75))) == []
     assert _names(
-        brute_force_search(QUERY, gallery, RetrievalConfig(illumination_range=(0.75, 0.9)))
+        brute_force_search(QUERY, gallery, RetrievalConfig(eps_a_range=(0.75, 0.9)))
     ) == ["appearance_at_075"]
-    low = brute_force_search(QUERY, gallery, RetrievalConfig(illumination_range=(-1.0, 0.5)))
+    low = brute_force_search(QUERY, gallery, RetrievalConfig(eps_a_range=(-1.0, 0.5)))
     assert _names(low) == [
         "appearance_fails",
         "appearance_on_wrong_content",
     ]  # content clause still required
     with pytest.raises(ValueError, match="lo < hi"):
-        RetrievalConfig(illumination_range=(0.9, 0.8))
+        RetrievalConfig(eps_a_range=(0.9, 0.8))
     with pytest.raises(ValueError, match="max_refs"):
         RetrievalConfig(max_refs=0)
 

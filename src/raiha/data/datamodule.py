@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from raiha.data.epoch_sampler import EpochSeededRandomSampler
 from raiha.data.harmonization_dataset import HarmonizationDataset, default_subset_names
+from raiha.data.references.settings import ReferenceSettings
 from raiha.data.references.wiring import (
     ReferenceArtifacts,
     prepare_references,
@@ -83,12 +84,9 @@ class HarmonizationDataModule(L.LightningDataModule):
         synthetic: fields of ``SyntheticWorldConfig`` for source "synthetic".
         train_split / test_split: list names (``IHD_<name>.txt``).
         limit_train / limit_test: keep only the first N records (quick runs).
-        references: the retrieval-augmented setting, a dict with ``enabled``,
-            ``train_list`` / ``test_list`` (RAHarmony4 JSONL paths, relative to the root
-            or absolute; "auto" builds them with the retrieval pipeline), ``use_retrieved``,
-            ``use_augmented``, ``crop_fraction``, ``min_foreground_fraction``,
-            ``crop_tries``, ``eval_seed``, ``semantic`` (load SGF grids from the stores),
-            ``retrieval`` (the pipeline's settings for "auto").
+        references: the retrieval-augmented setting: the fields of
+            :class:`raiha.data.references.settings.ReferenceSettings` (parsed once, here,
+            into ``self.reference_settings``; unknown keys are refused).
     """
 
     def __init__(
@@ -128,7 +126,8 @@ class HarmonizationDataModule(L.LightningDataModule):
         self.train_set: HarmonizationDataset | None = None
         self.val_set: HarmonizationDataset | None = None
         self.test_set: HarmonizationDataset | None = None
-        self.reference_eval_seed = int((references or {}).get("eval_seed", 0))
+        self.reference_settings = ReferenceSettings.from_config(references, image_size=image_size)
+        self.reference_eval_seed = self.reference_settings.eval_seed
         self.reference_artifacts: ReferenceArtifacts | None = None
 
     # ------------------------------------------------------------------ where the data is
@@ -168,15 +167,11 @@ class HarmonizationDataModule(L.LightningDataModule):
                 records = self._records(split, limit)
                 build_resized_cache(self.dataset_root(), records, self.hparams.image_size, self._cache_root())
         if self.references_enabled:
-            prepare_references(self._reference_settings(), self.dataset_root(), Path(self.hparams.data_dir),
-                               self.hparams.image_size, build=True)
+            prepare_references(self.reference_settings, self.dataset_root(), Path(self.hparams.data_dir), build=True)
 
     @property
     def references_enabled(self) -> bool:
-        return bool((self.hparams.references or {}).get("enabled", False))
-
-    def _reference_settings(self) -> dict[str, Any]:
-        return dict(self.hparams.references or {})
+        return self.reference_settings.enabled
 
     def set_reference_seed(self, seed: int) -> None:
         """The seed of the evaluation's reference draws (RAHarmony4: one run per seed)."""
@@ -191,12 +186,10 @@ class HarmonizationDataModule(L.LightningDataModule):
         self.subset_names = self.subsets or default_subset_names(all_train + all_test)
         train_records, val_records = hold_out_validation(all_train, self.hparams.val_size, self.hparams.split_seed)
         test_records = all_test
-        settings = self._reference_settings()
+        settings = self.reference_settings
         if self.references_enabled:
-            self.reference_artifacts = prepare_references(
-                settings, root, Path(self.hparams.data_dir), self.hparams.image_size, build=False
-            )
-            if settings.get("test_only_listed", True) and self.reference_artifacts.lists.get("test"):
+            self.reference_artifacts = prepare_references(settings, root, Path(self.hparams.data_dir), build=False)
+            if settings.test_only_listed and self.reference_artifacts.lists.get("test"):
                 # RAHarmony4: the test composites that have references (2,248 of 7,404 for iHarmony4)
                 listed = self.reference_artifacts.lists["test"]
                 test_records = [record for record in all_test if listed.get(record.composite)]
@@ -211,7 +204,7 @@ class HarmonizationDataModule(L.LightningDataModule):
         self.val_set = HarmonizationDataset(root, val_records, cache_dir=train_cache, **kwargs) if val_records else None
         self.test_set = HarmonizationDataset(root, test_records, cache_dir=test_cache, **kwargs)
         if self.reference_artifacts is not None:
-            artifacts, seed = self.reference_artifacts, int(settings.get("train_seed", 0))
+            artifacts, seed = self.reference_artifacts, settings.train_seed
             self.train_set = wrap_with_references(self.train_set, artifacts, settings, "train", seed, training=True)
             if self.val_set is not None:
                 self.val_set = wrap_with_references(self.val_set, artifacts, settings, "train", seed, training=False)

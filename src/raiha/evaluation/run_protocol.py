@@ -12,16 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from raiha.data.references.settings import ReferenceSettings
 from raiha.evaluation.results_io import TEST_RESULTS_FILE, build_metrics_record
 from raiha.evaluation.results_table import aggregate_runs
 
 
 def uses_reference_protocol(cfg: DictConfig) -> bool:
     """Whether the test draws references (data.references.enabled and model.evaluate_with_reference)."""
-    references = cfg.data.get("references") or {}
-    return bool(references.get("enabled")) and bool(cfg.model.get("evaluate_with_reference", False))
+    references = ReferenceSettings.from_config(_plain(cfg.data.get("references")), image_size=int(cfg.data.image_size))
+    return references.enabled and bool(cfg.model.get("evaluate_with_reference", False))
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
 def run_test_protocol(

@@ -32,13 +32,15 @@ def _plain(node: Any) -> Any:
 
 def build_model_card(cfg: DictConfig) -> dict[str, Any]:
     """The card of a training run's config (called by ``raiha.train``)."""
+    # read as raiha.data.references.settings.ReferenceSettings reads it (this layer cannot
+    # import it): retrieval.image_size None is the harmonizer's size
     references = cfg.data.get("references") or {}
     enabled = bool(references.get("enabled", False))
     retrieval = _plain(references.get("retrieval")) if enabled else None
     retrieval = dict(retrieval or {})
     semantic = enabled and bool(references.get("semantic", False))
-    if semantic:
-        retrieval.setdefault("image_size", int(cfg.data.image_size))
+    if enabled and retrieval.get("image_size") is None:
+        retrieval["image_size"] = int(cfg.data.image_size)
     try:
         config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     except Exception:  # noqa: BLE001 - the record is best effort; the fields above are not

@@ -73,11 +73,11 @@ class ContentPrefilter:
         prepared = prepare_query(query_for_gallery(query, self.gallery), self.gallery.grid_size)
         best = (prepared.fg_content @ self.content.T).amax(dim=0)  # [N * L]
         best = best.reshape(len(self.gallery), self.cells).amax(dim=1)  # [N]
-        candidates = torch.nonzero(best >= config.content_threshold - PREFILTER_MARGIN).flatten()
+        candidates = torch.nonzero(best >= config.eps_c - PREFILTER_MARGIN).flatten()
         if candidates.numel() == 0:
             return []
         content_scores, illumination_scores = score_indices(
-            prepared, self.gallery, candidates.tolist(), config.content_threshold
+            prepared, self.gallery, candidates.tolist(), config.eps_c
         )
         paths = self.gallery.image_paths
         return select_refs(

@@ -9,7 +9,7 @@ extractor name and arguments, the HSV binning, the image size and the dataset ro
     lists/<rule>-<hash>/IHD_<split>.jsonl   the reference lists (RAHarmony4 format)
     lists/<rule>-<hash>/summary.json        counts, and the key that makes reruns reuse them
 
-``<rule>`` reads like ``c0.7_a0.9_m20`` (``_r0.7-0.8`` for an illumination range);
+``<rule>`` reads like ``c0.7_a0.9_m20`` (``_r0.7-0.8`` for an ``eps_a_range``);
 ``<hash>`` hashes the stores' keys, the rule and the splits.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +28,15 @@ from raiha.retrieval.features.hsv_histograms import HsvHistogramConfig
 from raiha.retrieval.search.patch_index import PatchIndexConfig
 from raiha.retrieval.search.rule import RetrievalConfig
 
+log = logging.getLogger(__name__)
+
 SEARCH_METHODS = ("prefilter", "indexed", "brute_force")
 # The defaults are those of conf/retrieval/synthetic.yaml (the datamodule's "auto" lists
 # and `python -m raiha.retrieve` then share one cache).
 SYNTHETIC_HSV = HsvHistogramConfig(hue_bins=16, saturation_bins=4, value_bins=8)  # conf/retrieval/synthetic.yaml
 SYNTHETIC_INDEX = PatchIndexConfig(content_clusters=256, appearance_clusters=64)
+# Names of earlier versions, still read from model cards written before the rename.
+RENAMED = {"illumination_range": "eps_a_range"}
 
 
 def short_hash(value: Any, length: int = 10) -> str:
@@ -47,10 +52,14 @@ class RetrievalSettings:
     Args:
         extractor: registered content extractor (``synthetic``, ``dvt``, ``dinov2``).
         extractor_kwargs: its constructor arguments.
+        feature_dim: the width of the extractor's grids (SGF's ``semantic_channels``;
+            conf/attention/sgf.yaml reads it); 192 is the ``synthetic`` extractor's.
         hsv: the HSV binning of the appearance features.
-        image_size: images are resized to this square size before feature extraction.
+        image_size: images are resized to this square size before feature extraction;
+            None in config means the harmonizer's size, filled in by :meth:`with_image_size`
+            (the reference settings and ``raiha.retrieve`` do it) before anything runs.
         eps_c, eps_a: the content and illumination thresholds of the rule (SPEC 3).
-        illumination_range: ``[lo, hi)`` instead of ``[eps_a, inf)`` (the ablation).
+        eps_a_range: ``[lo, hi)`` instead of ``[eps_a, inf)`` (the ablation).
         max_refs: keep at most this many references per composite (None: all valid ones).
         search: ``prefilter`` (gallery content in memory), ``indexed`` (patch index, for
             large galleries) or ``brute_force``: exact, the same lists
@@ -66,11 +75,12 @@ class RetrievalSettings:
 
     extractor: str = "synthetic"
     extractor_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    feature_dim: int | None = 192
     hsv: HsvHistogramConfig = SYNTHETIC_HSV
-    image_size: int = 64
+    image_size: int | None = 64
     eps_c: float = 0.7
     eps_a: float = 0.9
-    illumination_range: tuple[float, float] | None = None
+    eps_a_range: tuple[float, float] | None = None
     max_refs: int | None = 20
     search: str = "prefilter"
     index: PatchIndexConfig = SYNTHETIC_INDEX
@@ -88,24 +98,28 @@ class RetrievalSettings:
             raise ValueError(
                 f"retrieval.search must be one of {SEARCH_METHODS}, got {self.search!r}"
             )
-        if self.image_size < 8:
+        if self.image_size is not None and self.image_size < 8:
             raise ValueError(f"retrieval.image_size must be >= 8, got {self.image_size}")
-        if self.illumination_range is not None:
-            object.__setattr__(
-                self, "illumination_range", tuple(float(v) for v in self.illumination_range)
-            )
+        if self.eps_a_range is not None:
+            object.__setattr__(self, "eps_a_range", tuple(float(v) for v in self.eps_a_range))
         if self.subsets is not None:
             object.__setattr__(self, "subsets", tuple(self.subsets))
         self.retrieval_config()  # validates eps, range and max_refs
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> RetrievalSettings:
-        """Settings from a (Hydra) mapping; nested ``hsv`` and ``index`` become their configs."""
+        """Settings from a (Hydra) mapping; nested ``hsv`` and ``index`` become their configs.
+        Unknown keys are refused with the list of known ones; the names of :data:`RENAMED`
+        (model cards of older checkpoints) are read under their new name."""
+        fields = dict(values)
+        for old, new in RENAMED.items():
+            if old in fields and new not in fields:
+                log.info("retrieval setting %r is now called %r", old, new)
+                fields[new] = fields.pop(old)
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(set(fields) - known)
         if unknown:
             raise ValueError(f"unknown retrieval setting(s) {unknown}; known: {sorted(known)}")
-        fields = dict(values)
         if isinstance(fields.get("hsv"), Mapping):
             fields["hsv"] = HsvHistogramConfig(**fields["hsv"])
         if isinstance(fields.get("index"), Mapping):
@@ -113,17 +127,28 @@ class RetrievalSettings:
         fields["extractor_kwargs"] = dict(fields.get("extractor_kwargs") or {})
         return cls(**fields)
 
+    def with_image_size(self, image_size: int) -> RetrievalSettings:
+        """These settings with ``image_size`` filled in where it is None (the harmonizer's size)."""
+        return self if self.image_size is not None else dataclasses.replace(self, image_size=int(image_size))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain fields (dicts, lists, numbers, strings): ``from_dict(to_dict())`` is ``self``."""
+        values = dataclasses.asdict(self)
+        values["extractor_kwargs"] = dict(self.extractor_kwargs)
+        for name in ("eps_a_range", "subsets"):
+            values[name] = list(values[name]) if values[name] is not None else None
+        return values
+
     def retrieval_config(self) -> RetrievalConfig:
         """The rule's thresholds for :mod:`raiha.retrieval.search.rule`."""
         return RetrievalConfig(
-            content_threshold=self.eps_c,
-            appearance_threshold=self.eps_a,
-            illumination_range=self.illumination_range,
-            max_refs=self.max_refs,
+            eps_c=self.eps_c, eps_a=self.eps_a, eps_a_range=self.eps_a_range, max_refs=self.max_refs
         )
 
     def features_key(self, root: str | Path) -> str:
         """Folder name of the stores: extractor, HSV, size and the dataset root."""
+        if self.image_size is None:
+            raise ValueError("retrieval.image_size is unset: resolve it with with_image_size() first")
         return short_hash(
             {
                 "extractor": self.extractor,
@@ -137,8 +162,8 @@ class RetrievalSettings:
     def rule_name(self) -> str:
         """Readable folder name of the lists: thresholds, range and cap."""
         name = f"c{self.eps_c:g}_a{self.eps_a:g}"
-        if self.illumination_range is not None:
-            name += f"_r{self.illumination_range[0]:g}-{self.illumination_range[1]:g}"
+        if self.eps_a_range is not None:
+            name += f"_r{self.eps_a_range[0]:g}-{self.eps_a_range[1]:g}"
         return name + (f"_m{self.max_refs}" if self.max_refs else "_all")
 
     def lists_key(self, stores: Mapping[str, Any], splits: Sequence[str]) -> dict[str, Any]:
@@ -146,6 +171,12 @@ class RetrievalSettings:
         brute-force search give the same lists, so the search method is not part of it)."""
         return {
             "stores": {name: short_hash(key, 16) for name, key in stores.items()},
-            "rule": dataclasses.asdict(self.retrieval_config()),
+            # the names of the first cache version: renaming a field must not orphan caches
+            "rule": {
+                "content_threshold": self.eps_c,
+                "appearance_threshold": self.eps_a,
+                "illumination_range": self.eps_a_range,
+                "max_refs": self.max_refs,
+            },
             "splits": list(splits),
         }

@@ -16,12 +16,11 @@ from typing import Any
 from raiha.data.harmonization_dataset import HarmonizationDataset
 from raiha.data.references.reference_dataset import ReferenceDataset
 from raiha.data.references.semantic_grids import SemanticGridLookup
+from raiha.data.references.settings import AUTO, SPLITS, ReferenceSettings
 from raiha.io.errors import RaihaDataError
 from raiha.io.reference_lists import read_reference_list, reference_map
 
 log = logging.getLogger(__name__)
-
-AUTO = "auto"
 
 
 @dataclass
@@ -41,38 +40,31 @@ def _resolve(root: Path, path: str) -> Path:
 
 
 def prepare_references(
-    settings: dict[str, Any], root: Path, data_dir: Path, image_size: int, *, build: bool
+    settings: ReferenceSettings, root: Path, data_dir: Path, *, build: bool
 ) -> ReferenceArtifacts:
     """Read (or, with ``build``, first create) what the reference setting needs.
 
     Args:
-        settings: the datamodule's ``references`` dict.
+        settings: the datamodule's reference settings (retrieval settings resolved).
         root: the dataset root (paths in lists are relative to it).
         data_dir: where the retrieval pipeline caches its stores and lists.
-        image_size: the training size.
         build: run the retrieval pipeline if its outputs are missing (rank zero, once).
     """
-    wants_auto = any(settings.get(f"{split}_list") == AUTO for split in ("train", "test"))
-    wants_semantic = bool(settings.get("semantic", False))
     pipeline_outputs = None
-    if wants_auto or wants_semantic:
+    if settings.needs_pipeline:
         from raiha.retrieval.pipeline import run_reference_pipeline
 
-        retrieval = dict(settings.get("retrieval") or {})
-        if wants_semantic and retrieval.get("store_composites") is False:
-            # SGF reads every composite's grid from the stores: they must be kept
-            log.info("semantic grids are on: keeping the composites' feature stores")
-            retrieval["store_composites"] = True
+        retrieval = settings.retrieval
         pipeline_outputs = run_reference_pipeline(
-            root=root, data_dir=data_dir, image_size=image_size,
-            settings=retrieval, build=build,
+            root=root, data_dir=data_dir, image_size=int(retrieval.image_size),
+            settings=retrieval.to_dict(), build=build,
         )
     artifacts = ReferenceArtifacts()
     if pipeline_outputs is not None:
         artifacts.pipeline_summary = pipeline_outputs.summary
-    for split in ("train", "test"):
-        spec = settings.get(f"{split}_list")
-        if spec in (None, ""):
+    for split in SPLITS:
+        spec = settings.list_spec(split)
+        if spec is None:
             artifacts.lists[split] = {}
             artifacts.sources[split] = "none (augmented references only)"
             continue
@@ -84,17 +76,30 @@ def prepare_references(
             )
         artifacts.lists[split] = reference_map(read_reference_list(path))
         artifacts.sources[split] = str(path)
-    if wants_semantic:
+    if settings.semantic:
         artifacts.semantic = SemanticGridLookup(pipeline_outputs.stores)
+        check_grid_width(artifacts.semantic, settings)
     log.info("references: %s; semantic grids: %s", artifacts.sources,
              "on" if artifacts.semantic is not None else "off")
     return artifacts
 
 
+def check_grid_width(lookup: SemanticGridLookup, settings: ReferenceSettings) -> None:
+    """The stores' grids are as wide as ``retrieval.feature_dim`` says (the network's SGF
+    ``semantic_channels`` is set from it: a mismatch would fail deep inside the network)."""
+    expected = settings.retrieval.feature_dim
+    if expected is not None and lookup.channels != expected:
+        raise RaihaDataError(
+            f"the {settings.retrieval.extractor!r} extractor's semantic grids have {lookup.channels} "
+            f"channels but data.references.retrieval.feature_dim is {expected} (it sets "
+            "model.net.semantic_channels): set feature_dim to the extractor's width"
+        )
+
+
 def wrap_with_references(
     dataset: HarmonizationDataset,
     artifacts: ReferenceArtifacts,
-    settings: dict[str, Any],
+    settings: ReferenceSettings,
     split: str,
     seed: int,
     *,
@@ -108,12 +113,12 @@ def wrap_with_references(
     return ReferenceDataset(
         dataset,
         reference_lists=artifacts.lists.get(split, {}),
-        use_retrieved=bool(settings.get("use_retrieved", True)) if training else True,
-        use_augmented=bool(settings.get("use_augmented", True)) if training else False,
+        use_retrieved=settings.use_retrieved if training else True,
+        use_augmented=settings.use_augmented if training else False,
         semantic=artifacts.semantic,
         seed=seed,
-        crop_fraction=float(settings.get("crop_fraction", 196 / 256)),
-        min_foreground_fraction=float(settings.get("min_foreground_fraction", 0.5)),
-        crop_tries=int(settings.get("crop_tries", 5)),
+        crop_fraction=settings.crop_fraction,
+        min_foreground_fraction=settings.min_foreground_fraction,
+        crop_tries=settings.crop_tries,
         match_masks=match_masks,
     )

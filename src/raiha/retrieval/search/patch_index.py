@@ -166,11 +166,11 @@ class PatchIndex:
         self, query: PreparedQuery, config: RetrievalConfig, paths: list[str] | None = None
     ) -> tuple[Tensor, Tensor]:
         """Candidates (ascending indices ``[n]``, a superset of the valid refs) and upper bounds ``[n]`` of their content scores."""
-        low, _ = config.illumination_bounds
+        low, _ = config.eps_a_bounds
         content_bounds = self.content.upper_bounds(query.fg_content, self.num_images)  # [N]
-        keep = content_bounds >= config.content_threshold
+        keep = content_bounds >= config.eps_c
         keep &= self.content.images_within(
-            query.bg_content, config.content_threshold, self.num_images
+            query.bg_content, config.eps_c, self.num_images
         )
         keep &= self.appearance.images_within(query.bg_appearance, low, self.num_images)
         candidates = torch.nonzero(keep).flatten()  # [n]
@@ -247,7 +247,7 @@ def indexed_search(
     candidates, bounds = index.filter(prepared, config, gallery.image_paths)
     if config.max_refs is None:
         content_scores, illumination_scores = score_indices(
-            prepared, gallery, candidates.tolist(), config.content_threshold, block_size
+            prepared, gallery, candidates.tolist(), config.eps_c, block_size
         )
         return select_refs(
             candidates,
@@ -265,7 +265,7 @@ def indexed_search(
     for start in range(0, len(candidates), block_size):
         block = candidates[start : start + block_size]
         content_scores, illumination_scores = score_indices(
-            prepared, gallery, block.tolist(), config.content_threshold, block_size
+            prepared, gallery, block.tolist(), config.eps_c, block_size
         )
         for part, values in zip(scored, (block, content_scores, illumination_scores)):
             part.append(values)

@@ -35,27 +35,27 @@ from raiha.retrieval.store.gallery import GalleryFeatures
 
 @dataclass(frozen=True)
 class RetrievalConfig:
-    """Thresholds of the rule. ``illumination_range=None`` means ``[appearance_threshold, inf)``."""
+    """Thresholds of the rule: ``eps_c`` (content), ``eps_a`` (illumination) and
+    ``eps_a_range``, the ``[lo, hi)`` bounds of the illumination score that replace
+    ``[eps_a, inf)`` in the inconsistent-illumination ablation (None: the paper's rule)."""
 
-    content_threshold: float = 0.7
-    appearance_threshold: float = 0.9
-    illumination_range: tuple[float, float] | None = None
+    eps_c: float = 0.7
+    eps_a: float = 0.9
+    eps_a_range: tuple[float, float] | None = None
     max_refs: int | None = None
 
     @property
-    def illumination_bounds(self) -> tuple[float, float]:
+    def eps_a_bounds(self) -> tuple[float, float]:
         """``(lo, hi)``: a ref is kept when ``lo <= illumination_score < hi``."""
-        if self.illumination_range is None:
-            return (self.appearance_threshold, math.inf)
-        return (float(self.illumination_range[0]), float(self.illumination_range[1]))
+        if self.eps_a_range is None:
+            return (self.eps_a, math.inf)
+        return (float(self.eps_a_range[0]), float(self.eps_a_range[1]))
 
     def __post_init__(self) -> None:
-        if self.illumination_range is not None:
-            low, high = self.illumination_range
+        if self.eps_a_range is not None:
+            low, high = self.eps_a_range
             if not low < high:
-                raise ValueError(
-                    f"illumination_range must be [lo, hi) with lo < hi, got {self.illumination_range}"
-                )
+                raise ValueError(f"eps_a_range must be [lo, hi) with lo < hi, got {self.eps_a_range}")
         if self.max_refs is not None and self.max_refs < 1:
             raise ValueError(f"max_refs must be >= 1 or None (no cap), got {self.max_refs}")
 
@@ -127,7 +127,7 @@ def prepare_query(query: RetrievalQuery, grid_size: tuple[int, int] | None = Non
 
 
 def score_images(
-    query: PreparedQuery, content_rows: Tensor, appearance_rows: Tensor, content_threshold: float
+    query: PreparedQuery, content_rows: Tensor, appearance_rows: Tensor, eps_c: float
 ) -> tuple[Tensor, Tensor]:
     """Exact scores of a block of gallery images.
 
@@ -135,7 +135,7 @@ def score_images(
         query: the prepared query.
         content_rows: ``[n, L, C]`` gallery content (any float dtype).
         appearance_rows: ``[n, L, D]`` gallery histograms.
-        content_threshold: eps_c, gating the illumination pairs.
+        eps_c: the content threshold, gating the illumination pairs.
 
     Returns:
         ``content_score`` ``[n]`` and ``illumination_score`` ``[n]`` (``-inf`` when no bg pair
@@ -147,7 +147,7 @@ def score_images(
     content_score = fg_cos.amax(dim=(1, 2))  # [n]
     bg_cos = torch.matmul(query.bg_content.unsqueeze(0), gallery_content)  # [n, B, L]
     appearance_cos = torch.matmul(query.bg_appearance.unsqueeze(0), gallery_appearance)  # [n, B, L]
-    gated = appearance_cos.masked_fill(bg_cos < content_threshold, -math.inf)  # [n, B, L]
+    gated = appearance_cos.masked_fill(bg_cos < eps_c, -math.inf)  # [n, B, L]
     return content_score, gated.amax(dim=(1, 2))
 
 
@@ -160,9 +160,9 @@ def select_refs(
     exclude_paths: frozenset[str],
 ) -> list[RetrievedRef]:
     """Apply the rule to scored images, drop excluded paths, rank and cap."""
-    low, high = config.illumination_bounds
+    low, high = config.eps_a_bounds
     valid = (
-        (content_scores >= config.content_threshold)
+        (content_scores >= config.eps_c)
         & (illumination_scores >= low)
         & (illumination_scores < high)
     )
@@ -183,7 +183,7 @@ def score_indices(
     query: PreparedQuery,
     gallery: GalleryFeatures,
     indices: Sequence[int],
-    content_threshold: float,
+    eps_c: float,
     block_size: int = 16,
 ) -> tuple[Tensor, Tensor]:
     """Exact scores of the gallery images ``indices``, read and scored in blocks."""
@@ -195,7 +195,7 @@ def score_indices(
     for start in range(0, len(index_list), block_size):
         block = index_list[start : start + block_size]
         content_score, illumination_score = score_images(
-            query, gallery.content_rows(block), gallery.appearance_rows(block), content_threshold
+            query, gallery.content_rows(block), gallery.appearance_rows(block), eps_c
         )
         content_scores[start : start + len(block)] = content_score
         illumination_scores[start : start + len(block)] = illumination_score
@@ -214,7 +214,7 @@ def brute_force_search(
     prepared = prepare_query(query_for_gallery(query, gallery), gallery.grid_size)
     all_indices = torch.arange(len(gallery))
     content_scores, illumination_scores = score_indices(
-        prepared, gallery, all_indices.tolist(), config.content_threshold, block_size
+        prepared, gallery, all_indices.tolist(), config.eps_c, block_size
     )
     return select_refs(
         all_indices,
