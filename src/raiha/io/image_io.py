@@ -10,18 +10,36 @@ Conventions (decisions; see the data docs):
   masks whose chroma noise differs between channels.
 - Truncated or corrupt files raise ``RaihaDataError``: ``ImageFile.LOAD_TRUNCATED_IMAGES``
   is forced off while decoding and every image is fully decoded (``.load()``).
+- Images over Pillow's pixel limit (a decompression-bomb guard) raise ``RaihaDataError``
+  saying so; ``RAIHA_MAX_IMAGE_PIXELS=N`` sets ``PIL.Image.MAX_IMAGE_PIXELS`` (Pillow refuses
+  images over twice that value; ``0`` removes the limit).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile
 
 from raiha.io.errors import RaihaDataError
+from raiha.io.load_errors import pixel_limit_message
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+PIXEL_LIMIT_VARIABLE = "RAIHA_MAX_IMAGE_PIXELS"
+
+
+def _apply_pixel_limit() -> None:
+    """Set Pillow's pixel limit from ``RAIHA_MAX_IMAGE_PIXELS`` when it is set (0: no limit)."""
+    value = os.environ.get(PIXEL_LIMIT_VARIABLE, "").strip()
+    if not value:
+        return
+    try:
+        limit = int(float(value))
+    except ValueError:
+        raise RaihaDataError(f"{PIXEL_LIMIT_VARIABLE}={value!r} is not a number of pixels") from None
+    Image.MAX_IMAGE_PIXELS = limit if limit > 0 else None
 
 
 def _decode(path: Path) -> Image.Image:
@@ -29,6 +47,7 @@ def _decode(path: Path) -> Image.Image:
     path = Path(path)
     if not path.is_file():
         raise RaihaDataError(f"image {path} not found; check data.root and the split list")
+    _apply_pixel_limit()
     previous_flag = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     image: Image.Image | None = None
@@ -36,7 +55,9 @@ def _decode(path: Path) -> Image.Image:
         image = Image.open(path)
         image.load()
         return image
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:
+        raise RaihaDataError(pixel_limit_message(path, error)) from error
+    except (OSError, SyntaxError, ValueError) as error:
         if image is not None:
             image.close()
         raise RaihaDataError(
@@ -104,9 +125,12 @@ def image_size(path: str | Path) -> tuple[int, int]:
     path = Path(path)
     if not path.is_file():
         raise RaihaDataError(f"image {path} not found; check data.root and the split list")
+    _apply_pixel_limit()
     try:
         with Image.open(path) as image:
             return image.size
+    except Image.DecompressionBombError as error:
+        raise RaihaDataError(pixel_limit_message(path, error)) from error
     except (OSError, SyntaxError, ValueError) as error:
         raise RaihaDataError(
             f"cannot read image {path}: the file is corrupt ({error}); re-extract it"
