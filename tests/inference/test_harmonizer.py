@@ -247,3 +247,41 @@ def test_command_harmonizes_a_folder_with_a_reference(checkpoint: Path, world: P
         stem = Path(record["input"]).stem
         assert (tmp_path / "out" / f"{stem}_reference.png").is_file()
         assert Path(record["attention"]).is_file()
+
+
+def test_command_harmonizes_a_folder_of_ordinary_names(checkpoint: Path, tmp_path: Path) -> None:
+    """Issue 17 item 2: photo.jpg + masks/photo.png works; masks are matched as the README says."""
+    from raiha.harmonize import find_mask, input_pairs
+
+    photos, masks = tmp_path / "photos", tmp_path / "photos" / "masks"
+    masks.mkdir(parents=True)
+    box = np.zeros((90, 130), np.uint8)
+    box[20:70, 30:100] = 255
+    Image.fromarray(_photo()).save(photos / "photo.jpg")
+    Image.fromarray(box).save(masks / "photo.png")  # same stem
+    Image.fromarray(_photo()).save(photos / "holiday.PNG")
+    Image.fromarray(box).save(masks / "holiday_mask.jpg", quality=95)  # <stem>_mask.<any ext>
+    Image.fromarray(_photo()).save(photos / "a3630_1_5.jpg")
+    Image.fromarray(box).save(masks / "a3630_1.png")  # the iHarmony4 name, last
+    pairs = input_pairs(photos, masks)
+    assert [(c.name, m.name) for c, m in pairs] == [
+        ("a3630_1_5.jpg", "a3630_1.png"), ("holiday.PNG", "holiday_mask.jpg"), ("photo.jpg", "photo.png"),
+    ]  # fmt: skip
+    Image.fromarray(box).save(masks / "a3630_1_5.png")  # the same stem wins over the iHarmony4 name
+    assert find_mask(masks, photos / "a3630_1_5.jpg").name == "a3630_1_5.png"
+    with pytest.raises(RaihaDataError, match=r"no mask for .*nomask\.jpg .*nomask_mask"):
+        find_mask(masks, photos / "nomask.jpg")
+    side_by_side = tmp_path / "flat"  # masks next to the photos: the masks are not harmonized
+    side_by_side.mkdir()
+    Image.fromarray(_photo()).save(side_by_side / "photo.jpg")
+    Image.fromarray(box).save(side_by_side / "photo_mask.png")
+    assert [(c.name, m.name) for c, m in input_pairs(side_by_side, side_by_side)] == [("photo.jpg", "photo_mask.png")]
+    cfg = compose_config(
+        "harmonize", [f"ckpt_path={checkpoint}", f"input={photos}", f"mask={masks}", "progress=false"],
+        output_dir=tmp_path / "out", data_dir=tmp_path,
+    )  # fmt: skip
+    records = harmonize_files(cfg)
+    assert sorted(Path(r["output"]).name for r in records) == [
+        "a3630_1_5_harmonized.png", "holiday_harmonized.png", "photo_harmonized.png",
+    ]  # fmt: skip
+    assert all(Image.open(r["output"]).size == (130, 90) for r in records)
