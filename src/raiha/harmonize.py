@@ -27,6 +27,7 @@ from raiha.inference.harmonizer import HarmonizationResult, Harmonizer
 from raiha.io.atomic_io import atomic_write_text
 from raiha.io.errors import RaihaDataError
 from raiha.io.naming import mask_name_for
+from raiha.training.preflight import stop_unless_ready
 from raiha.utils.config import CONFIG_DIR
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ def harmonize_files(cfg: DictConfig) -> list[dict[str, Any]]:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="harmonize")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
+    stop_unless_ready(cfg, "raiha.harmonize")  # one line, no run folder, when an input is missing
     harmonize_files(cfg)
 
 
