@@ -116,7 +116,7 @@ def harmonize_files(cfg: DictConfig) -> list[dict[str, Any]]:
             jobs = []
             for composite, mask in chunk:
                 jobs += model.plan(composite, mask, reference=cfg.reference, gallery=gallery, gallery_root=root,
-                                   top_k=int(cfg.top_k))  # fmt: skip
+                                   top_k=int(cfg.top_k), mask_mode=cfg.mask_mode)  # fmt: skip
             ranks: dict[str, int] = {}
             for result in model.run(jobs, method=cfg.method, batch_size=int(cfg.batch_size)):
                 stem = Path(result.name).stem

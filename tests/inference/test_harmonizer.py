@@ -285,3 +285,36 @@ def test_command_harmonizes_a_folder_of_ordinary_names(checkpoint: Path, tmp_pat
         "a3630_1_5_harmonized.png", "holiday_harmonized.png", "photo_harmonized.png",
     ]  # fmt: skip
     assert all(Image.open(r["output"]).size == (130, 90) for r in records)
+
+
+def test_one_mask_rule_for_training_and_harmonizing(checkpoint: Path, tmp_path: Path, caplog) -> None:
+    """Issue 17 item 4: a noisy JPEG mask changes no pixel the > 127 rule calls background
+    (mask_mode=binary, the default), soft mode blends and says how many, both warn."""
+    import logging
+
+    from raiha.io.image_io import load_mask
+
+    composite = _photo()
+    Image.fromarray(composite).save(tmp_path / "photo.png")
+    box = np.zeros((90, 130), np.uint8)
+    box[20:70, 30:100] = 255
+    Image.fromarray(box).save(tmp_path / "mask.jpg", quality=40)  # compression noise around the box
+    values = np.asarray(Image.open(tmp_path / "mask.jpg").convert("L"))
+    background = values <= 127
+    assert ((values > 0) & background).sum() > 50  # noise the rule calls background
+    assert np.array_equal(load_mask(tmp_path / "mask.jpg"), ~background)  # the training rule
+    model = Harmonizer.from_checkpoint(checkpoint)
+    with caplog.at_level(logging.WARNING, logger="raiha.inference.inputs"):
+        binary = model.harmonize(tmp_path / "photo.png", tmp_path / "mask.jpg")
+    assert "mask_mode=binary treats them by the rule" in caplog.text
+    assert np.array_equal(binary.image[background], composite[background])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="raiha.inference.inputs"):
+        soft = model.harmonize(tmp_path / "photo.png", tmp_path / "mask.jpg", mask_mode="soft")
+    assert "pixels that the > 127 rule calls background change too" in caplog.text
+    assert not np.array_equal(soft.image[background], composite[background])
+    with pytest.raises(ValueError, match="mask_mode='fuzzy'"):
+        model.harmonize(tmp_path / "photo.png", tmp_path / "mask.jpg", mask_mode="fuzzy")
+    cfg = compose_config("harmonize", [f"ckpt_path={checkpoint}", "input=x", "mask=y"],
+                         output_dir=tmp_path / "out", data_dir=tmp_path)  # fmt: skip
+    assert cfg.mask_mode == "binary"

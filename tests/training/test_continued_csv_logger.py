@@ -45,3 +45,21 @@ def test_the_default_logger_config_uses_it(tmp_path: Path) -> None:
     cfg = compose_config("train", [], output_dir=tmp_path / "out", data_dir=tmp_path)
     logger = hydra.utils.instantiate(cfg.logger.csv)
     assert isinstance(logger, ContinuedCSVLogger) and Path(logger.log_dir) == tmp_path / "out" / "csv"
+
+
+def test_rows_the_resumed_run_does_not_replay_survive(tmp_path: Path) -> None:
+    """A resumed run re-logs its step-0 report and the steps after the checkpoint (4) only:
+    the validation at 3 and the epoch summary at 4 of the first run stay."""
+    first = ContinuedCSVLogger(str(tmp_path), name="csv", version="")
+    for metrics, step in [({"report": 1.0}, 0), ({"lr": 0.1}, 0), ({"val": 3.0}, 3), ({"seconds": 9.0}, 4),
+                          ({"lr": 0.1}, 4), ({"loss": 5.0}, 5)]:  # fmt: skip
+        first.log_metrics(metrics, step=step)
+    first.save()  # killed after step 5; the checkpoint holds step 4
+    resumed = ContinuedCSVLogger(str(tmp_path), name="csv", version="")
+    for metrics, step in [({"report": 2.0}, 0), ({"lr": 0.2}, 4), ({"loss": 6.0}, 5), ({"val": 7.0}, 7)]:
+        resumed.log_metrics(metrics, step=step)
+        resumed.save()
+    cells = sorted((int(row["step"]), key, float(value)) for row in _rows(tmp_path / "csv" / "metrics.csv")
+                   for key, value in row.items() if key != "step" and value)  # fmt: skip
+    assert cells == [(0, "lr", 0.1), (0, "report", 2.0), (3, "val", 3.0), (4, "lr", 0.2), (4, "seconds", 9.0),
+                     (5, "loss", 6.0), (7, "val", 7.0)]  # fmt: skip

@@ -172,12 +172,13 @@ class Harmonizer:
         gallery_root: str | Path | None = None,
         method: str = "affine",
         cache_dir: str | Path | None = None,
+        mask_mode: str = "binary",
     ) -> HarmonizationResult:
         """Harmonize one composite: without a reference, with ``reference``, or with the
         best reference retrieved from ``gallery`` (a photo folder or a feature store)."""
         return self.harmonize_top_k(
             composite, mask, reference=reference, gallery=gallery, gallery_root=gallery_root,
-            top_k=1, method=method, cache_dir=cache_dir,
+            top_k=1, method=method, cache_dir=cache_dir, mask_mode=mask_mode,
         )[0]  # fmt: skip
 
     def harmonize_top_k(
@@ -191,10 +192,11 @@ class Harmonizer:
         top_k: int = 1,
         method: str = "affine",
         cache_dir: str | Path | None = None,
+        mask_mode: str = "binary",
     ) -> list[HarmonizationResult]:
         """One result per retrieved reference (at most ``top_k``, best first)."""
         jobs = self.plan(composite, mask, reference=reference, gallery=gallery, gallery_root=gallery_root,
-                         top_k=top_k, cache_dir=cache_dir)  # fmt: skip
+                         top_k=top_k, cache_dir=cache_dir, mask_mode=mask_mode)  # fmt: skip
         return list(self.run(jobs, method=method))
 
     def plan(
@@ -208,11 +210,16 @@ class Harmonizer:
         top_k: int = 1,
         cache_dir: str | Path | None = None,
         progress: bool = False,
+        mask_mode: str = "binary",
     ) -> list[_Job]:
-        """Read and check the inputs, retrieve references: the network's work list."""
+        """Read and check the inputs, retrieve references: the network's work list.
+
+        ``mask_mode``: ``binary`` (the mask rule, > 127 is foreground: every other pixel stays
+        bit-identical) or ``soft`` (the result is blended with the mask's grey levels).
+        """
         if reference is not None and gallery is not None:
             raise ValueError("give either reference= or gallery=, not both")
-        prepared = prepare_input(composite, mask, self.image_size)
+        prepared = prepare_input(composite, mask, self.image_size, mask_mode)
         if reference is not None:
             pixels = read_rgb(reference)
             name = str(reference) if isinstance(reference, (str, Path)) else "the reference array"

@@ -2,9 +2,9 @@
 
 Lightning's ``CSVLogger`` deletes an existing ``metrics.csv`` when a run starts in the same
 folder, so a resumed run (``ckpt_path=last``) lost every row logged before the interruption.
-Here the earlier rows are kept, except those at or after the first step the resumed run
-logs: a run stopped between two checkpoints replays those steps, and its new rows replace
-the old ones, so the file reads like one uninterrupted run whatever stopped it.
+Here the earlier rows are kept. A resumed run replays the steps after its checkpoint (and
+re-logs step-0 reports): a new row replaces the earlier rows of the same step that hold
+one of its metrics, so the file reads like one uninterrupted run whatever stopped it.
 """
 
 from __future__ import annotations
@@ -19,18 +19,30 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment
 from raiha.io.atomic_io import atomic_write
 
 
+NOT_METRICS = ("step", "epoch")
+
+
 def _step(row: dict[str, Any]) -> float:
-    try:
-        return float(row.get("step") or "nan")
-    except ValueError:
+    value = row.get("step")
+    if value is None or value == "":
         return float("nan")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _cells(row: dict[str, Any]) -> set[tuple[float, str]]:
+    """(step, metric) pairs that ``row`` holds a value for."""
+    step = _step(row)
+    return {(step, key) for key, value in row.items() if key not in NOT_METRICS and value not in (None, "")}
 
 
 class ContinuedExperimentWriter(ExperimentWriter):
     """Lightning's writer, keeping the rows of an earlier run of the same folder."""
 
     def __init__(self, log_dir: str) -> None:
-        self._earlier_rows: list[dict[str, str]] | None = None
+        self._earlier_rows: list[dict[str, str]] = []
         super().__init__(log_dir=log_dir)
 
     def _check_log_dir_exists(self) -> None:
@@ -42,22 +54,34 @@ class ContinuedExperimentWriter(ExperimentWriter):
             self._earlier_rows = list(reader)
             self.metrics_keys = sorted(reader.fieldnames or [])
 
+    def _drop_replayed_rows(self) -> None:
+        """Remove from the file the earlier rows that the pending rows log again."""
+        new_cells = set().union(*(_cells(row) for row in self.metrics))
+        replayed = [index for index, row in enumerate(self._earlier_rows) if _cells(row) & new_cells]
+        if not replayed:
+            return
+        drop = set(replayed)
+        self._earlier_rows = [row for index, row in enumerate(self._earlier_rows) if index not in drop]
+        with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+            reader = csv.DictReader(file)
+            fieldnames = list(reader.fieldnames or self.metrics_keys)
+            rows = list(reader)
+        # the file starts with the earlier rows, in order: drop by position
+        earlier_count = len(self._earlier_rows) + len(drop)
+        kept = [row for index, row in enumerate(rows) if index >= earlier_count or index not in drop]
+
+        def write(tmp: Any) -> None:
+            with open(tmp, "w", newline="") as file:
+                writer = csv.DictWriter(file, fieldnames=fieldnames)
+                writer.writeheader()
+                writer.writerows(kept)
+
+        atomic_write(self.metrics_file_path, write)
+
     def save(self) -> None:
-        """On the first save, drop earlier rows the resumed run replays; then append."""
-        if self._earlier_rows is not None and self.metrics:
-            first_new_step = min(float(row["step"]) for row in self.metrics)
-            kept = [row for row in self._earlier_rows if _step(row) < first_new_step]
-            if len(kept) != len(self._earlier_rows):
-                keys = self.metrics_keys
-
-                def write(tmp: Any) -> None:
-                    with open(tmp, "w", newline="") as file:
-                        writer = csv.DictWriter(file, fieldnames=keys)
-                        writer.writeheader()
-                        writer.writerows(kept)
-
-                atomic_write(self.metrics_file_path, write)
-            self._earlier_rows = None
+        """Drop earlier rows the resumed run replays, then append as Lightning does."""
+        if self._earlier_rows and self.metrics:
+            self._drop_replayed_rows()
         super().save()
 
 
