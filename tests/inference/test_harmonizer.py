@@ -318,3 +318,35 @@ def test_one_mask_rule_for_training_and_harmonizing(checkpoint: Path, tmp_path: 
     cfg = compose_config("harmonize", [f"ckpt_path={checkpoint}", "input=x", "mask=y"],
                          output_dir=tmp_path / "out", data_dir=tmp_path)  # fmt: skip
     assert cfg.mask_mode == "binary"
+
+
+def test_gallery_search_works_without_sgf_and_says_the_synthetic_extractor_is_synthetic_only(
+    world: Path, tmp_path: Path, caplog
+) -> None:
+    """Issue 17 item 3: a checkpoint trained with retrieved references but plain attention
+    (ablation_sgf) keeps its extractor and rule; a non-reference one says why it cannot search."""
+    import logging
+
+    card = build_model_card(compose_config("train", ["+experiment=ablation_sgf_synthetic"],
+                                           output_dir=tmp_path / "r", data_dir=tmp_path))  # fmt: skip
+    assert card["semantic"] is False and card["extractor"] == "synthetic"
+    assert card["retrieval"]["eps_c"] == 0.7 and card["retrieval"]["image_size"] == 64
+    model = Harmonizer.from_checkpoint(_write_checkpoint(tmp_path / "sgf_off.ckpt", "ablation_sgf_synthetic", tmp_path))
+    assert model.settings is not None and model._extractor is None  # built on first gallery use only
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    for record in read_split(world, "train")[:12]:
+        (gallery / Path(record.real).name).write_bytes((world / record.real).read_bytes())
+    photos = tmp_path / "photos"  # "real photos": nothing the synthetic extractor knows
+    photos.mkdir()
+    for index in range(2):
+        Image.fromarray(_photo(64, 64) // (index + 1)).save(photos / f"p{index}.png")
+    record = read_split(world, "test")[0]
+    with caplog.at_level(logging.WARNING, logger="raiha.inference.harmonizer"):
+        model.harmonize(world / record.composite, world / record.mask, gallery=gallery, cache_dir=tmp_path / "s")
+        result = model.harmonize(world / record.composite, world / record.mask, gallery=photos, cache_dir=tmp_path / "s")
+    assert caplog.text.count("only understands the built-in synthetic world") >= 2  # once, then in the note
+    assert result.reference is None and "only understands the built-in synthetic world" in result.note
+    plain = Harmonizer.from_checkpoint(_write_checkpoint(tmp_path / "plain.ckpt", "synthetic_quick", tmp_path))
+    with pytest.raises(ValueError, match="trained without retrieved references"):
+        plain.harmonize(world / record.composite, world / record.mask, gallery=gallery)

@@ -47,6 +47,11 @@ from raiha.retrieval.features.registry import create_extractor
 from raiha.retrieval.settings import RetrievalSettings
 
 log = logging.getLogger(__name__)
+SYNTHETIC_ONLY = (
+    "its retrieval extractor is the weight-free 'synthetic' one, which only understands the built-in "
+    "synthetic world: on real photos it rarely finds a valid reference. For real photos use a checkpoint "
+    "trained with the DVT extractor (conf/retrieval/dvt.yaml) or pass reference="
+)
 
 
 @dataclass
@@ -103,8 +108,21 @@ class Harmonizer:
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
         self.card = card
-        self.extractor = None if extractor is None else extractor.to(self.device).eval()
-        self.settings = RetrievalSettings.from_dict(card.get("retrieval") or {}) if card.get("semantic") else None
+        self.semantic = bool(card.get("semantic"))  # SGF reads semantic grids of the inputs
+        self._extractor = None if extractor is None else extractor.to(self.device).eval()
+        self._extractor_kwargs: dict[str, Any] = {}
+        # the retrieval rule and extractor: kept whenever training used references, SGF or not
+        has_retrieval = bool(card.get("extractor")) and bool(card.get("retrieval"))
+        self.settings = RetrievalSettings.from_dict(card["retrieval"]) if has_retrieval else None
+        self._synthetic_warned = False
+
+    @property
+    def extractor(self) -> DenseFeatureExtractor | None:
+        """The checkpoint's retrieval extractor (built on first use when SGF does not need it)."""
+        if self._extractor is None and self.settings is not None:
+            kwargs = {**dict(self.settings.extractor_kwargs), **self._extractor_kwargs}
+            self._extractor = create_extractor(self.settings.extractor, **kwargs).to(self.device).eval()
+        return self._extractor
 
     @property
     def image_size(self) -> int:
@@ -136,11 +154,11 @@ class Harmonizer:
                 f"checkpoint {path} was trained at {card['image_size']} px, not {image_size}: "
                 "harmonize at the trained size (the output is returned at full resolution anyway)"
             )
-        trained_extractor = card.get("extractor") if card.get("semantic") else None
+        trained_extractor = card.get("extractor")
         if extractor is not None and extractor != trained_extractor:
             raise ValueError(
-                f"checkpoint {path} uses semantic grids from extractor {trained_extractor!r}, not {extractor!r}: "
-                "SGF only understands the features it was trained on"
+                f"checkpoint {path} was trained with extractor {trained_extractor!r}, not {extractor!r}: "
+                "SGF and the retrieval rule only understand the features they were trained with"
             )
         net_config = {key: value for key, value in dict(card["net"]).items() if key != "_target_"}
         net = create_harmonizer(net_config.pop("name"), **net_config)
@@ -159,8 +177,9 @@ class Harmonizer:
                     f"checkpoint {path}: extractor {settings.extractor} gives {feature_extractor.feature_dim} channels "
                     f"but the network was built for {channels}"
                 )
-        return cls(net, card, feature_extractor, device)
-
+        model = cls(net, card, feature_extractor, device)
+        model._extractor_kwargs = dict(extractor_kwargs or {})
+        return model
     # ------------------------------------------------------------------ public API
     def harmonize(
         self,
@@ -228,13 +247,16 @@ class Harmonizer:
             return [_Job(prepared)]
         if self.settings is None or self.extractor is None:
             raise ValueError(
-                "this checkpoint has no semantic extractor (trained without semantic grids): "
-                "retrieval needs one; pass reference= instead"
+                "this checkpoint was trained without retrieved references (its model card names no "
+                "retrieval extractor), so it cannot search a gallery; pass reference= instead"
             )
+        self._warn_if_synthetic()
         store = open_gallery(gallery, self.extractor, self.settings, cache_dir=cache_dir, progress=progress)
         refs = find_references(prepared, store, self.extractor, self.settings, top_k)
         if not refs:
             note = f"no valid reference for {prepared.name} in the gallery: used the non-reference setting"
+            if self.settings.extractor == "synthetic":
+                note += f" ({SYNTHETIC_ONLY})"
             log.warning(note)
             return [_Job(prepared, note=note)]
         root = resolve_gallery_root(gallery, gallery_root)
@@ -258,9 +280,15 @@ class Harmonizer:
                 yield from self._run_batch(group[start : start + batch_size], method)
 
     # ------------------------------------------------------------------ internals
+    def _warn_if_synthetic(self) -> None:
+        """Say once that the weight-free extractor only understands the synthetic world."""
+        if self.settings is not None and self.settings.extractor == "synthetic" and not self._synthetic_warned:
+            self._synthetic_warned = True
+            log.warning("gallery search with this checkpoint: %s", SYNTHETIC_ONLY)
+
     def _semantic(self, images: Tensor) -> Tensor | None:
         """``[B, C, h, w]`` semantic grids of model-size images ``[B, 3, S, S]`` (None without SGF)."""
-        if self.extractor is None or self.settings is None:
+        if not self.semantic or self.extractor is None or self.settings is None:
             return None
         size = self.settings.image_size
         if images.shape[-1] != size:

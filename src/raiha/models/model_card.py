@@ -37,7 +37,7 @@ def build_model_card(cfg: DictConfig) -> dict[str, Any]:
     retrieval = _plain(references.get("retrieval")) if enabled else None
     retrieval = dict(retrieval or {})
     semantic = enabled and bool(references.get("semantic", False))
-    if semantic:
+    if enabled:  # the extractor and rule are kept whenever references were used, SGF or not
         retrieval.setdefault("image_size", int(cfg.data.image_size))
     try:
         config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
@@ -48,7 +48,7 @@ def build_model_card(cfg: DictConfig) -> dict[str, Any]:
         "net": _plain(cfg.model.net),
         "image_size": int(cfg.data.image_size),
         "semantic": semantic,
-        "extractor": retrieval.get("extractor") if semantic or enabled else None,
+        "extractor": retrieval.get("extractor") if enabled else None,
         "retrieval": retrieval,
         "experiment": cfg.get("experiment_name"),
         "data_source": cfg.data.get("source"),
