@@ -18,7 +18,6 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 from raiha.io.atomic_io import atomic_write
 
-
 NOT_METRICS = ("step", "epoch")
 
 
