@@ -66,6 +66,8 @@ def test_synthetic_runs_and_missing_checkpoints(tmp_path: Path) -> None:
     overrides = [f"ckpt_path={tmp_path}", f"input={tmp_path / 'a.jpg'}", f"mask={tmp_path}", "device=cuda"]
     problems = run_problems(_cfg(tmp_path, overrides, "harmonize"), gpu_count=lambda: 0)
     assert any("pass device=cpu" in p for p in problems) and any("a.jpg does not exist" in p for p in problems)
+    assert run_problems(_cfg(tmp_path, [], "eval"), gpu_count=lambda: 0) == ["ckpt_path is required: pass ckpt_path=/path/to/file.ckpt"]
+    assert len(run_problems(_cfg(tmp_path, [], "harmonize"), gpu_count=lambda: 0)) == 3  # ckpt_path, input, mask
 
 
 def test_only_an_unstarted_run_folder_is_removed(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 GPU_ACCELERATORS = ("gpu", "cuda")
 WEIGHTS_EXTRACTORS = ("dinov2", "dvt")
@@ -114,9 +114,16 @@ def _device_problems(trainer: Any, references: Any, gpus: int) -> list[str]:
             "to run on the CPU (slow for real data; see README 'GPU or CPU')"]  # fmt: skip
 
 
+def _required_problems(cfg: DictConfig) -> list[str]:
+    """Mandatory values (``???``) left unset: ``raiha.eval``'s and ``raiha.harmonize``'s inputs."""
+    examples = {"ckpt_path": "/path/to/file.ckpt", "input": "photo.jpg", "mask": "mask.png"}
+    return [f"{key} is required: pass {key}={example}" for key, example in examples.items()
+            if key in cfg and OmegaConf.is_missing(cfg, key)]  # fmt: skip
+
+
 def _checkpoint_problems(cfg: DictConfig) -> list[str]:
     ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path in (None, "auto") or str(ckpt_path) == "???":
+    if ckpt_path in (None, "auto"):
         return []
     if ckpt_path == "last":
         last = Path(str(cfg.paths.output_dir)) / "checkpoints" / "last.ckpt"
@@ -132,7 +139,7 @@ def run_problems(cfg: DictConfig, gpu_count: Callable[[], int] = _gpu_count) -> 
     """What stops ``cfg`` from running, each with what to pass; empty when it can start."""
     data = cfg.get("data")
     references = data.get("references") if data is not None else None
-    problems = _checkpoint_problems(cfg) + _data_problems(data) + _weights_problems(references)
+    problems = _required_problems(cfg) + _checkpoint_problems(cfg) + _data_problems(data) + _weights_problems(references)
     trainer = cfg.get("trainer")
     if trainer is not None or references:
         problems += _device_problems(trainer, references, gpu_count())
@@ -141,7 +148,7 @@ def run_problems(cfg: DictConfig, gpu_count: Callable[[], int] = _gpu_count) -> 
         problems.append(f"device={device} but this machine has no GPU: pass device=cpu")
     for key in ("input", "mask"):  # raiha.harmonize
         value = cfg.get(key) if key in cfg else None
-        if isinstance(value, str) and value != "???" and not Path(value).expanduser().exists():
+        if isinstance(value, str) and not Path(value).expanduser().exists():
             problems.append(f"{key}={value} does not exist")
     return problems
 
