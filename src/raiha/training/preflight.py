@@ -118,7 +118,7 @@ def _required_problems(cfg: DictConfig) -> list[str]:
     """Mandatory values (``???``) left unset: ``raiha.eval``'s and ``raiha.harmonize``'s inputs."""
     examples = {"ckpt_path": "/path/to/file.ckpt", "input": "photo.jpg", "mask": "mask.png"}
     return [f"{key} is required: pass {key}={example}" for key, example in examples.items()
-            if key in cfg and OmegaConf.is_missing(cfg, key)]  # fmt: skip
+            if key in cfg.keys() and OmegaConf.is_missing(cfg, key)]  # fmt: skip
 
 
 def _checkpoint_problems(cfg: DictConfig) -> list[str]:
