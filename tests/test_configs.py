@@ -51,9 +51,11 @@ def test_eval_config_requires_a_checkpoint(tmp_path: Path) -> None:
     assert cfg.ckpt_path == "/x.ckpt"
 
 
-def test_paths_do_not_depend_on_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
+def test_paths_default_to_the_checkout_from_inside_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From a subfolder of the checkout, data/ and logs/ are the checkout's (its .project-root)."""
+    monkeypatch.chdir(REPO_ROOT / "src" / "raiha")
     monkeypatch.delenv("RAIHA_DATA_DIR", raising=False)
+    monkeypatch.delenv("RAIHA_LOG_DIR", raising=False)
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 

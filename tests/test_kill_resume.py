@@ -39,6 +39,16 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")["state_dict"]
 
 
+def _logged_steps(run_dir: Path) -> dict[str, list[int]]:
+    """For each column of ``csv/metrics.csv``, the steps at which it holds a value."""
+    import csv
+
+    with (run_dir / "csv" / "metrics.csv").open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    columns = sorted({key for row in rows for key in row} - {"step"})
+    return {key: [int(row["step"]) for row in rows if row.get(key)] for key in columns}
+
+
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
     straight, crashed = tmp_path / "straight", tmp_path / "crashed"
     done = _run(tmp_path, straight, [])
@@ -66,6 +76,8 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
 
     # one run in the folder: one CSV log continued, one W&B run id for both processes
     assert sorted(path.name for path in (crashed / "csv").iterdir()) == ["hparams.yaml", "metrics.csv"]
+    # the resumed CSV log holds the rows before the kill too: the same rows as the straight run
+    assert _logged_steps(crashed) == _logged_steps(straight)
     wandb_runs = sorted((crashed / "wandb").glob("offline-run-*"))
     assert len(wandb_runs) == 2  # one folder per process start (synced into one run)
     assert len({run.name.rsplit("-", 1)[1] for run in wandb_runs}) == 1

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from raiha.evaluation.results_io import log_results_tables, report_results
 from raiha.evaluation.run_protocol import protocol_title, run_test_protocol
 from raiha.models.checkpoint_io import load_module_weights
+from raiha.training.preflight import stop_unless_ready
 from raiha.training.run_context import finish_loggers, log_config
 from raiha.utils.config import CONFIG_DIR
 from raiha.utils.ddp_relaunch import distributed_job_scope
@@ -55,6 +56,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns the test MSE (All)."""
+    stop_unless_ready(cfg, "raiha.eval")  # one line and no run folder when data, weights or GPU are missing
     log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=False))
     with distributed_job_scope():  # DDP ranks > 0 rerun this job only, not the whole sweep
         return float(evaluate(cfg)["all"]["mse"])

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from raiha.evaluation.results_io import log_results_tables, report_results
 from raiha.evaluation.run_protocol import protocol_title, run_test_protocol
 from raiha.models.model_card import build_model_card
+from raiha.training.preflight import stop_unless_ready
 from raiha.training.run_context import finish_loggers, log_config, resolve_resume_checkpoint
 from raiha.utils.config import CONFIG_DIR
 from raiha.utils.ddp_relaunch import distributed_job_scope
@@ -59,6 +60,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the test MSE (All) for sweepers."""
+    stop_unless_ready(cfg, "raiha.train")  # one line and no run folder when data, weights or GPU are missing
     log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=False))
     with distributed_job_scope():  # DDP ranks > 0 rerun this job only, not the whole sweep
         record = train(cfg)

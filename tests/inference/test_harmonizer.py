@@ -247,3 +247,106 @@ def test_command_harmonizes_a_folder_with_a_reference(checkpoint: Path, world: P
         stem = Path(record["input"]).stem
         assert (tmp_path / "out" / f"{stem}_reference.png").is_file()
         assert Path(record["attention"]).is_file()
+
+
+def test_command_harmonizes_a_folder_of_ordinary_names(checkpoint: Path, tmp_path: Path) -> None:
+    """Issue 17 item 2: photo.jpg + masks/photo.png works; masks are matched as the README says."""
+    from raiha.harmonize import find_mask, input_pairs
+
+    photos, masks = tmp_path / "photos", tmp_path / "photos" / "masks"
+    masks.mkdir(parents=True)
+    box = np.zeros((90, 130), np.uint8)
+    box[20:70, 30:100] = 255
+    Image.fromarray(_photo()).save(photos / "photo.jpg")
+    Image.fromarray(box).save(masks / "photo.png")  # same stem
+    Image.fromarray(_photo()).save(photos / "holiday.PNG")
+    Image.fromarray(box).save(masks / "holiday_mask.jpg", quality=95)  # <stem>_mask.<any ext>
+    Image.fromarray(_photo()).save(photos / "a3630_1_5.jpg")
+    Image.fromarray(box).save(masks / "a3630_1.png")  # the iHarmony4 name, last
+    pairs = input_pairs(photos, masks)
+    assert [(c.name, m.name) for c, m in pairs] == [
+        ("a3630_1_5.jpg", "a3630_1.png"), ("holiday.PNG", "holiday_mask.jpg"), ("photo.jpg", "photo.png"),
+    ]  # fmt: skip
+    Image.fromarray(box).save(masks / "a3630_1_5.png")  # the same stem wins over the iHarmony4 name
+    assert find_mask(masks, photos / "a3630_1_5.jpg").name == "a3630_1_5.png"
+    with pytest.raises(RaihaDataError, match=r"no mask for .*nomask\.jpg .*nomask_mask"):
+        find_mask(masks, photos / "nomask.jpg")
+    side_by_side = tmp_path / "flat"  # masks next to the photos: the masks are not harmonized
+    side_by_side.mkdir()
+    Image.fromarray(_photo()).save(side_by_side / "photo.jpg")
+    Image.fromarray(box).save(side_by_side / "photo_mask.png")
+    assert [(c.name, m.name) for c, m in input_pairs(side_by_side, side_by_side)] == [("photo.jpg", "photo_mask.png")]
+    cfg = compose_config(
+        "harmonize", [f"ckpt_path={checkpoint}", f"input={photos}", f"mask={masks}", "progress=false"],
+        output_dir=tmp_path / "out", data_dir=tmp_path,
+    )  # fmt: skip
+    records = harmonize_files(cfg)
+    assert sorted(Path(r["output"]).name for r in records) == [
+        "a3630_1_5_harmonized.png", "holiday_harmonized.png", "photo_harmonized.png",
+    ]  # fmt: skip
+    assert all(Image.open(r["output"]).size == (130, 90) for r in records)
+
+
+def test_one_mask_rule_for_training_and_harmonizing(checkpoint: Path, tmp_path: Path, caplog) -> None:
+    """Issue 17 item 4: a noisy JPEG mask changes no pixel the > 127 rule calls background
+    (mask_mode=binary, the default), soft mode blends and says how many, both warn."""
+    import logging
+
+    from raiha.io.image_io import load_mask
+
+    composite = _photo()
+    Image.fromarray(composite).save(tmp_path / "photo.png")
+    box = np.zeros((90, 130), np.uint8)
+    box[20:70, 30:100] = 255
+    Image.fromarray(box).save(tmp_path / "mask.jpg", quality=40)  # compression noise around the box
+    values = np.asarray(Image.open(tmp_path / "mask.jpg").convert("L"))
+    background = values <= 127
+    assert ((values > 0) & background).sum() > 50  # noise the rule calls background
+    assert np.array_equal(load_mask(tmp_path / "mask.jpg"), ~background)  # the training rule
+    model = Harmonizer.from_checkpoint(checkpoint)
+    with caplog.at_level(logging.WARNING, logger="raiha.inference.inputs"):
+        binary = model.harmonize(tmp_path / "photo.png", tmp_path / "mask.jpg")
+    assert "mask_mode=binary treats them by the rule" in caplog.text
+    assert np.array_equal(binary.image[background], composite[background])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="raiha.inference.inputs"):
+        soft = model.harmonize(tmp_path / "photo.png", tmp_path / "mask.jpg", mask_mode="soft")
+    assert "pixels that the > 127 rule calls background change too" in caplog.text
+    assert not np.array_equal(soft.image[background], composite[background])
+    with pytest.raises(ValueError, match="mask_mode='fuzzy'"):
+        model.harmonize(tmp_path / "photo.png", tmp_path / "mask.jpg", mask_mode="fuzzy")
+    cfg = compose_config("harmonize", [f"ckpt_path={checkpoint}", "input=x", "mask=y"],
+                         output_dir=tmp_path / "out", data_dir=tmp_path)  # fmt: skip
+    assert cfg.mask_mode == "binary"
+
+
+def test_gallery_search_works_without_sgf_and_says_the_synthetic_extractor_is_synthetic_only(
+    world: Path, tmp_path: Path, caplog
+) -> None:
+    """Issue 17 item 3: a checkpoint trained with retrieved references but plain attention
+    (ablation_sgf) keeps its extractor and rule; a non-reference one says why it cannot search."""
+    import logging
+
+    card = build_model_card(compose_config("train", ["+experiment=ablation_sgf_synthetic"],
+                                           output_dir=tmp_path / "r", data_dir=tmp_path))  # fmt: skip
+    assert card["semantic"] is False and card["extractor"] == "synthetic"
+    assert card["retrieval"]["eps_c"] == 0.7 and card["retrieval"]["image_size"] == 64
+    model = Harmonizer.from_checkpoint(_write_checkpoint(tmp_path / "sgf_off.ckpt", "ablation_sgf_synthetic", tmp_path))
+    assert model.settings is not None and model._extractor is None  # built on first gallery use only
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    for record in read_split(world, "train")[:12]:
+        (gallery / Path(record.real).name).write_bytes((world / record.real).read_bytes())
+    photos = tmp_path / "photos"  # "real photos": nothing the synthetic extractor knows
+    photos.mkdir()
+    for index in range(2):
+        Image.fromarray(_photo(64, 64) // (index + 1)).save(photos / f"p{index}.png")
+    record = read_split(world, "test")[0]
+    with caplog.at_level(logging.WARNING, logger="raiha.inference.harmonizer"):
+        model.harmonize(world / record.composite, world / record.mask, gallery=gallery, cache_dir=tmp_path / "s")
+        result = model.harmonize(world / record.composite, world / record.mask, gallery=photos, cache_dir=tmp_path / "s")
+    assert caplog.text.count("only understands the built-in synthetic world") >= 2  # once, then in the note
+    assert result.reference is None and "only understands the built-in synthetic world" in result.note
+    plain = Harmonizer.from_checkpoint(_write_checkpoint(tmp_path / "plain.ckpt", "synthetic_quick", tmp_path))
+    with pytest.raises(ValueError, match="trained without retrieved references"):
+        plain.harmonize(world / record.composite, world / record.mask, gallery=gallery)

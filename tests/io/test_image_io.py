@@ -171,3 +171,40 @@ def test_image_size_and_check_same_size(tmp_path: Path, rgb: np.ndarray) -> None
         RaihaDataError, match=r"mask m_1\.png is 30x20 but composite c_1_1\.jpg is 40x24"
     ):
         check_same_size("c_1_1.jpg", (40, 24), "m_1.png", (30, 20), "mask")
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width x height`` (valid CRCs, almost no pixel data)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 8)) + chunk(b"IEND", b"")
+
+
+def test_an_image_over_the_pixel_limit_is_named_as_such(tmp_path, monkeypatch) -> None:
+    """Issue 17 item 5: not 'corrupt or truncated', but the size, the limit and how to raise it."""
+    import pytest
+
+    from raiha.io.errors import RaihaDataError
+    from raiha.io.image_io import image_size, load_rgb
+
+    path = tmp_path / "huge.png"
+    path.write_bytes(_png_header_only(100_000, 100_000))
+    monkeypatch.delenv("RAIHA_MAX_IMAGE_PIXELS", raising=False)
+    for read in (load_rgb, image_size):
+        with pytest.raises(RaihaDataError) as caught:
+            read(path)
+        message = str(caught.value)
+        assert "10,000,000,000 pixels" in message and "RAIHA_MAX_IMAGE_PIXELS" in message
+        assert "corrupt or truncated" not in message and "re-extract" not in message
+    monkeypatch.setenv("RAIHA_MAX_IMAGE_PIXELS", "0")  # no limit: the header is read
+    try:
+        assert image_size(path) == (100_000, 100_000)
+    finally:
+        from PIL import Image
+
+        Image.MAX_IMAGE_PIXELS = 89_478_485  # Pillow's default, for the other tests

@@ -37,7 +37,7 @@ def test_truncated_file(tmp_path: Path) -> None:
 def test_pickled_objects_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "model.ckpt"
     torch.save({"state_dict": nn.Linear(3, 2).state_dict(), "object": Path("/x")}, path)
-    with pytest.raises(CheckpointError, match="cannot be read"):
+    with pytest.raises(CheckpointError, match="refuses to load for safety"):
         load_module_weights(nn.Linear(3, 2), path)
 
 
@@ -49,3 +49,22 @@ def test_wrong_keys_and_shapes_are_listed(tmp_path: Path) -> None:
     torch.save(nn.Linear(3, 5).state_dict(), path)
     with pytest.raises(CheckpointError, match=r"weight: checkpoint \(5, 3\) vs model \(4, 3\)"):
         load_module_weights(nn.Linear(3, 4), path)
+
+
+def test_pickled_objects_are_refused_for_safety_and_a_trusted_file_converts(tmp_path: Path) -> None:
+    """Issue 17 item 5: the message names the safety refusal, torch's reason in full, the fix."""
+    from raiha.models.checkpoint_io import convert_trusted_checkpoint, read_checkpoint
+
+    source = nn.Linear(3, 2)
+    path = tmp_path / "model.ckpt"
+    torch.save({"state_dict": source.state_dict(), "object": Path("/x"), "epoch": 2}, path)
+    with pytest.raises(CheckpointError) as caught:
+        read_checkpoint(path)
+    message = str(caught.value)
+    assert "refuses to load for safety" in message and "truncated" not in message
+    assert "pathlib.PosixPath" in message and "if you trust this class/function." in message
+    assert "convert_trusted_checkpoint" in message
+    safe = convert_trusted_checkpoint(path, tmp_path / "model.safe.ckpt")
+    payload = load_module_weights(target := nn.Linear(3, 2), safe)
+    assert payload["epoch"] == 2 and "object" not in payload
+    assert torch.equal(target.weight, source.weight)

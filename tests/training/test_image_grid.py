@@ -61,3 +61,27 @@ def test_eval_steps_return_attention_maps_over_background_and_reference() -> Non
     with torch.no_grad():
         alone = module(batch, use_reference=False)
         assert module._step_outputs(batch, alone.image, alone)["attention_map"].shape == (2, 1, SIZE, SIZE)
+
+
+def test_grids_carry_column_titles() -> None:
+    """Issue 17 item 11: the saved grids say which column is which."""
+    from raiha.evaluation.drawing import add_column_titles, titled_harmonization_grid
+
+    batch = _batch()
+    grid, titles = titled_harmonization_grid(batch["composite"], batch["real"], batch["real"], batch["mask"],
+                                             attention_map=torch.rand(2, 1, SIZE, SIZE))  # fmt: skip
+    assert titles == ["composite", "output", "target", "mask", "attention"]
+    plain = harmonization_grid(batch["composite"], batch["real"], batch["real"], batch["mask"],
+                               attention_map=torch.rand(2, 1, SIZE, SIZE))  # fmt: skip
+    strip = grid.shape[1] - plain.shape[1]
+    assert strip >= 12 and grid.shape[2] == plain.shape[2]
+    header = grid[:, :strip]  # [3, T, W]: white with dark text in every column
+    column = (grid.shape[2] - 2) / len(titles)
+    for index in range(len(titles)):
+        cells = header[:, :, int(2 + index * column) : int(2 + (index + 1) * column)]
+        assert (cells < 0.5).any(), f"column {titles[index]} has no title"
+    _, wide = titled_harmonization_grid(batch["composite"], batch["real"], batch["real"], batch["mask"],
+                                        reference=batch["reference"], attention_map=torch.rand(2, 1, SIZE, 2 * SIZE))  # fmt: skip
+    assert wide == ["composite", "reference", "output", "target", "mask", "attn: bg", "attn: ref"]
+    blank = add_column_titles(torch.ones(3, 10, 50), ["", ""])
+    assert torch.equal(blank, torch.ones_like(blank))  # nothing but the white strip without text

@@ -47,6 +47,11 @@ from raiha.retrieval.features.registry import create_extractor
 from raiha.retrieval.settings import RetrievalSettings
 
 log = logging.getLogger(__name__)
+SYNTHETIC_ONLY = (
+    "its retrieval extractor is the weight-free 'synthetic' one, which only understands the built-in "
+    "synthetic world: on real photos it rarely finds a valid reference. For real photos use a checkpoint "
+    "trained with the DVT extractor (conf/retrieval/dvt.yaml) or pass reference="
+)
 
 
 @dataclass
@@ -103,8 +108,21 @@ class Harmonizer:
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
         self.card = card
-        self.extractor = None if extractor is None else extractor.to(self.device).eval()
-        self.settings = RetrievalSettings.from_dict(card.get("retrieval") or {}) if card.get("semantic") else None
+        self.semantic = bool(card.get("semantic"))  # SGF reads semantic grids of the inputs
+        self._extractor = None if extractor is None else extractor.to(self.device).eval()
+        self._extractor_kwargs: dict[str, Any] = {}
+        # the retrieval rule and extractor: kept whenever training used references, SGF or not
+        has_retrieval = bool(card.get("extractor")) and bool(card.get("retrieval"))
+        self.settings = RetrievalSettings.from_dict(card["retrieval"]) if has_retrieval else None
+        self._synthetic_warned = False
+
+    @property
+    def extractor(self) -> DenseFeatureExtractor | None:
+        """The checkpoint's retrieval extractor (built on first use when SGF does not need it)."""
+        if self._extractor is None and self.settings is not None:
+            kwargs = {**dict(self.settings.extractor_kwargs), **self._extractor_kwargs}
+            self._extractor = create_extractor(self.settings.extractor, **kwargs).to(self.device).eval()
+        return self._extractor
 
     @property
     def image_size(self) -> int:
@@ -136,11 +154,11 @@ class Harmonizer:
                 f"checkpoint {path} was trained at {card['image_size']} px, not {image_size}: "
                 "harmonize at the trained size (the output is returned at full resolution anyway)"
             )
-        trained_extractor = card.get("extractor") if card.get("semantic") else None
+        trained_extractor = card.get("extractor")
         if extractor is not None and extractor != trained_extractor:
             raise ValueError(
-                f"checkpoint {path} uses semantic grids from extractor {trained_extractor!r}, not {extractor!r}: "
-                "SGF only understands the features it was trained on"
+                f"checkpoint {path} was trained with extractor {trained_extractor!r}, not {extractor!r}: "
+                "SGF and the retrieval rule only understand the features they were trained with"
             )
         net_config = {key: value for key, value in dict(card["net"]).items() if key != "_target_"}
         net = create_harmonizer(net_config.pop("name"), **net_config)
@@ -159,8 +177,9 @@ class Harmonizer:
                     f"checkpoint {path}: extractor {settings.extractor} gives {feature_extractor.feature_dim} channels "
                     f"but the network was built for {channels}"
                 )
-        return cls(net, card, feature_extractor, device)
-
+        model = cls(net, card, feature_extractor, device)
+        model._extractor_kwargs = dict(extractor_kwargs or {})
+        return model
     # ------------------------------------------------------------------ public API
     def harmonize(
         self,
@@ -172,12 +191,13 @@ class Harmonizer:
         gallery_root: str | Path | None = None,
         method: str = "affine",
         cache_dir: str | Path | None = None,
+        mask_mode: str = "binary",
     ) -> HarmonizationResult:
         """Harmonize one composite: without a reference, with ``reference``, or with the
         best reference retrieved from ``gallery`` (a photo folder or a feature store)."""
         return self.harmonize_top_k(
             composite, mask, reference=reference, gallery=gallery, gallery_root=gallery_root,
-            top_k=1, method=method, cache_dir=cache_dir,
+            top_k=1, method=method, cache_dir=cache_dir, mask_mode=mask_mode,
         )[0]  # fmt: skip
 
     def harmonize_top_k(
@@ -191,10 +211,11 @@ class Harmonizer:
         top_k: int = 1,
         method: str = "affine",
         cache_dir: str | Path | None = None,
+        mask_mode: str = "binary",
     ) -> list[HarmonizationResult]:
         """One result per retrieved reference (at most ``top_k``, best first)."""
         jobs = self.plan(composite, mask, reference=reference, gallery=gallery, gallery_root=gallery_root,
-                         top_k=top_k, cache_dir=cache_dir)  # fmt: skip
+                         top_k=top_k, cache_dir=cache_dir, mask_mode=mask_mode)  # fmt: skip
         return list(self.run(jobs, method=method))
 
     def plan(
@@ -208,11 +229,16 @@ class Harmonizer:
         top_k: int = 1,
         cache_dir: str | Path | None = None,
         progress: bool = False,
+        mask_mode: str = "binary",
     ) -> list[_Job]:
-        """Read and check the inputs, retrieve references: the network's work list."""
+        """Read and check the inputs, retrieve references: the network's work list.
+
+        ``mask_mode``: ``binary`` (the mask rule, > 127 is foreground: every other pixel stays
+        bit-identical) or ``soft`` (the result is blended with the mask's grey levels).
+        """
         if reference is not None and gallery is not None:
             raise ValueError("give either reference= or gallery=, not both")
-        prepared = prepare_input(composite, mask, self.image_size)
+        prepared = prepare_input(composite, mask, self.image_size, mask_mode)
         if reference is not None:
             pixels = read_rgb(reference)
             name = str(reference) if isinstance(reference, (str, Path)) else "the reference array"
@@ -221,13 +247,16 @@ class Harmonizer:
             return [_Job(prepared)]
         if self.settings is None or self.extractor is None:
             raise ValueError(
-                "this checkpoint has no semantic extractor (trained without semantic grids): "
-                "retrieval needs one; pass reference= instead"
+                "this checkpoint was trained without retrieved references (its model card names no "
+                "retrieval extractor), so it cannot search a gallery; pass reference= instead"
             )
+        self._warn_if_synthetic()
         store = open_gallery(gallery, self.extractor, self.settings, cache_dir=cache_dir, progress=progress)
         refs = find_references(prepared, store, self.extractor, self.settings, top_k)
         if not refs:
             note = f"no valid reference for {prepared.name} in the gallery: used the non-reference setting"
+            if self.settings.extractor == "synthetic":
+                note += f" ({SYNTHETIC_ONLY})"
             log.warning(note)
             return [_Job(prepared, note=note)]
         root = resolve_gallery_root(gallery, gallery_root)
@@ -251,9 +280,15 @@ class Harmonizer:
                 yield from self._run_batch(group[start : start + batch_size], method)
 
     # ------------------------------------------------------------------ internals
+    def _warn_if_synthetic(self) -> None:
+        """Say once that the weight-free extractor only understands the synthetic world."""
+        if self.settings is not None and self.settings.extractor == "synthetic" and not self._synthetic_warned:
+            self._synthetic_warned = True
+            log.warning("gallery search with this checkpoint: %s", SYNTHETIC_ONLY)
+
     def _semantic(self, images: Tensor) -> Tensor | None:
         """``[B, C, h, w]`` semantic grids of model-size images ``[B, 3, S, S]`` (None without SGF)."""
-        if self.extractor is None or self.settings is None:
+        if not self.semantic or self.extractor is None or self.settings is None:
             return None
         size = self.settings.image_size
         if images.shape[-1] != size:

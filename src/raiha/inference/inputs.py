@@ -2,12 +2,17 @@
 
 Accepted: a path (JPEG, PNG incl. RGBA / palette / 16-bit, grey), a PIL image or a uint8
 array ``[H, W, 3]`` / ``[H, W]``. Masks may be grey or 3-channel and may have soft edges:
-they are read as alpha in [0, 1] (max over channels / 255). The foreground the network
-sees is ``alpha >= 0.5`` resized to the model size (bilinear, then >= 0.5, as in training).
+they are read as alpha in [0, 1] (max over channels / 255). The mask rule is the one of
+training (``raiha.io.image_io``): a pixel is foreground when its value is > 127. The network
+sees that foreground resized to the model size (bilinear, then >= 0.5, as in training);
+``mask_mode`` says how the full-resolution result is blended: ``binary`` (default) by the
+rule, so every pixel the rule calls background stays bit-identical, or ``soft`` with the
+mask's grey levels. A mask with many grey pixels is reported (logged warning).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +22,20 @@ from PIL import Image
 from torch import Tensor
 
 from raiha.io.errors import RaihaDataError
-from raiha.io.image_io import load_rgb, load_soft_mask, resize_mask, resize_rgb
+from raiha.io.image_io import (
+    MASK_THRESHOLD,
+    apply_mask_mode,
+    grey_mask_warning,
+    load_rgb,
+    load_soft_mask,
+    resize_mask,
+    resize_rgb,
+)
+
+log = logging.getLogger(__name__)
 
 ImageInput = str | Path | Image.Image | np.ndarray
-FOREGROUND_THRESHOLD = 0.5
+FOREGROUND_THRESHOLD = MASK_THRESHOLD / 255.0  # alpha > this: v > 127 for a uint8 mask value v
 
 
 def _name(source: ImageInput, kind: str) -> str:
@@ -78,20 +93,27 @@ def to_model_tensor(pixels: np.ndarray, size: int) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(small)).permute(2, 0, 1).float() / 127.5 - 1.0
 
 
-def prepare_input(composite: ImageInput, mask: ImageInput, size: int) -> PreparedInput:
-    """Read and check a composite and its mask; raise ``RaihaDataError`` naming the problem."""
+def prepare_input(composite: ImageInput, mask: ImageInput, size: int, mask_mode: str = "binary") -> PreparedInput:
+    """Read and check a composite and its mask; raise ``RaihaDataError`` naming the problem.
+
+    ``mask_mode``: ``binary`` (the mask rule) or ``soft`` (blend with the grey levels).
+    """
     name = _name(composite, "composite")
     pixels = read_rgb(composite)
-    alpha = read_alpha(mask)
     mask_name = _name(mask, "mask")
+    soft_alpha = read_alpha(mask)
+    warning = grey_mask_warning(soft_alpha, mask_name, mask_mode)
+    if warning:
+        log.warning(warning)
+    alpha = apply_mask_mode(soft_alpha, mask_mode)
     if alpha.shape != pixels.shape[:2]:
         raise RaihaDataError(
             f"mask {mask_name} is {alpha.shape[1]}x{alpha.shape[0]} but composite {name} is "
             f"{pixels.shape[1]}x{pixels.shape[0]}: they must have the same size"
         )
-    foreground = alpha >= FOREGROUND_THRESHOLD
+    foreground = soft_alpha > np.float32(FOREGROUND_THRESHOLD)
     if not foreground.any():
-        raise RaihaDataError(f"mask {mask_name} is empty (no pixel >= 0.5): nothing to harmonize in {name}")
+        raise RaihaDataError(f"mask {mask_name} is empty (no pixel > {MASK_THRESHOLD}): nothing to harmonize in {name}")
     if foreground.all():
         raise RaihaDataError(
             f"mask {mask_name} covers the whole image {name}: there is no background to harmonize to"

@@ -12,8 +12,32 @@ from pathlib import Path
 from typing import Any
 
 
+def _current_umask() -> int:
+    """The process umask (from /proc on Linux, else by setting it and putting it back)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _final_mode(path: Path) -> int:
+    """The mode the file would have had with a plain ``open(path, "w")``: an existing file
+    keeps its mode, a new one gets ``0o666 & ~umask`` (0644 usually), never mkstemp's 0600."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o666 & ~_current_umask()
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` then rename the temporary file onto ``path``.
+
+    The file gets the usual mode (an existing file's mode, else ``0o666 & ~umask``).
 
     Args:
         path: final destination; its parent folder is created.
@@ -26,6 +50,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp_path = Path(tmp_name)
     try:
         write(tmp_path)
+        os.chmod(tmp_path, _final_mode(path))
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

@@ -5,23 +5,50 @@ Conventions (decisions; see the data docs):
   real image must stay pixel-aligned whatever a viewer would do.
 - Alpha is dropped (RGBA/LA keep their colour channels); palette images are expanded;
   16-bit images ("I;16", "I") are scaled to 8 bit by value / 257, rounded.
-- A mask pixel is foreground when the maximum over its colour channels is > threshold
-  (127 by default): identical to any single channel for 0/255 masks, and robust to JPEG
-  masks whose chroma noise differs between channels.
+- THE mask rule (training, evaluation and ``raiha.harmonize`` alike): a mask pixel is
+  foreground when the maximum over its colour channels is > 127 (``MASK_THRESHOLD``):
+  identical to any single channel for 0/255 masks, and robust to JPEG masks whose chroma
+  noise differs between channels. ``raiha.harmonize mask_mode=soft`` (opt-in) blends the
+  result with the mask's grey levels instead; :func:`grey_mask_warning` says when a mask
+  has many grey pixels (soft edges, JPEG noise), whichever mode is used.
 - Truncated or corrupt files raise ``RaihaDataError``: ``ImageFile.LOAD_TRUNCATED_IMAGES``
   is forced off while decoding and every image is fully decoded (``.load()``).
+- Images over Pillow's pixel limit (a decompression-bomb guard) raise ``RaihaDataError``
+  saying so; ``RAIHA_MAX_IMAGE_PIXELS=N`` sets ``PIL.Image.MAX_IMAGE_PIXELS`` (Pillow refuses
+  images over twice that value; ``0`` removes the limit).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile
 
 from raiha.io.errors import RaihaDataError
+from raiha.io.load_errors import pixel_limit_message
 
+log = logging.getLogger(__name__)
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+MASK_THRESHOLD = 127
+MASK_MODES = ("binary", "soft")
+# a mask whose grey pixels (neither 0 nor 255) exceed this share of the image is reported
+GREY_MASK_FRACTION = 0.01
+PIXEL_LIMIT_VARIABLE = "RAIHA_MAX_IMAGE_PIXELS"
+
+
+def _apply_pixel_limit() -> None:
+    """Set Pillow's pixel limit from ``RAIHA_MAX_IMAGE_PIXELS`` when it is set (0: no limit)."""
+    value = os.environ.get(PIXEL_LIMIT_VARIABLE, "").strip()
+    if not value:
+        return
+    try:
+        limit = int(float(value))
+    except ValueError:
+        raise RaihaDataError(f"{PIXEL_LIMIT_VARIABLE}={value!r} is not a number of pixels") from None
+    Image.MAX_IMAGE_PIXELS = limit if limit > 0 else None
 
 
 def _decode(path: Path) -> Image.Image:
@@ -29,6 +56,7 @@ def _decode(path: Path) -> Image.Image:
     path = Path(path)
     if not path.is_file():
         raise RaihaDataError(f"image {path} not found; check data.root and the split list")
+    _apply_pixel_limit()
     previous_flag = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     image: Image.Image | None = None
@@ -36,7 +64,9 @@ def _decode(path: Path) -> Image.Image:
         image = Image.open(path)
         image.load()
         return image
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:
+        raise RaihaDataError(pixel_limit_message(path, error)) from error
+    except (OSError, SyntaxError, ValueError) as error:
         if image is not None:
             image.close()
         raise RaihaDataError(
@@ -68,18 +98,59 @@ def load_rgb(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(channels)
 
 
-def load_mask(path: str | Path, threshold: int = 127) -> np.ndarray:
-    """Decode a mask (PNG or JPEG, 1 or 3 channels) as bool [H, W]: max over channels > threshold."""
+def load_mask_values(path: str | Path) -> np.ndarray:
+    """Decode a mask (PNG or JPEG, 1 or 3 channels) as uint8 [H, W]: the max over its channels."""
     image = _decode(Path(path))
-    channels = _to_uint8_channels(image, Path(path))  # [H, W, C]
-    return channels.max(axis=2) > threshold  # [H, W]
+    return _to_uint8_channels(image, Path(path)).max(axis=2)  # [H, W]
+
+
+_grey_training_mask_reported = False
+
+
+def load_mask(path: str | Path, threshold: int = MASK_THRESHOLD) -> np.ndarray:
+    """Decode a mask as bool [H, W] by the mask rule: max over channels > ``threshold``.
+
+    The first mask of a process with many grey pixels is reported (logged warning).
+    """
+    global _grey_training_mask_reported
+    values = load_mask_values(path)  # [H, W]
+    if not _grey_training_mask_reported:
+        warning = grey_mask_warning(values.astype(np.float32) / 255.0, str(path), "binary")
+        if warning:
+            _grey_training_mask_reported = True
+            log.warning("%s (training and evaluation always use the rule; further masks are not reported)", warning)
+    return values > threshold  # [H, W]
 
 
 def load_soft_mask(path: str | Path) -> np.ndarray:
     """Decode a mask as float32 [H, W] in [0, 1] (max over channels / 255): soft edges kept."""
-    image = _decode(Path(path))
-    channels = _to_uint8_channels(image, Path(path))  # [H, W, C]
-    return channels.max(axis=2).astype(np.float32) / 255.0  # [H, W]
+    return load_mask_values(path).astype(np.float32) / 255.0  # [H, W]
+
+
+def grey_mask_warning(alpha: np.ndarray, name: str, mode: str) -> str | None:
+    """A warning when more than ``GREY_MASK_FRACTION`` of the mask ``alpha`` (float [H, W] in
+    [0, 1]) is grey, saying what ``mode`` does with those pixels; None otherwise."""
+    grey = (alpha > 0) & (alpha < 1)  # [H, W]
+    count = int(grey.sum())
+    if count <= GREY_MASK_FRACTION * alpha.size:
+        return None
+    background = int((grey & (alpha <= MASK_THRESHOLD / 255.0)).sum())
+    share = f"{count} of its {alpha.size} pixels ({100.0 * count / alpha.size:.1f}%) are grey (soft edges or JPEG noise)"
+    if mode == "soft":
+        return (f"mask {name}: {share}; mask_mode=soft blends with them, so {background} pixels that the "
+                f"> {MASK_THRESHOLD} rule calls background change too. Pass mask_mode=binary to keep them "
+                "untouched, or save masks as PNG")  # fmt: skip
+    return (f"mask {name}: {share}; mask_mode=binary treats them by the rule (> {MASK_THRESHOLD} is foreground, "
+            "the rest is left untouched). Pass mask_mode=soft to blend with the grey levels")  # fmt: skip
+
+
+def apply_mask_mode(alpha: np.ndarray, mode: str) -> np.ndarray:
+    """float32 [H, W]: ``alpha`` itself (``soft``) or the mask rule as 0/1 (``binary``)."""
+    if mode not in MASK_MODES:
+        raise ValueError(f"mask_mode={mode!r}; choose one of {MASK_MODES}")
+    if mode == "soft":
+        return alpha
+    return (alpha > np.float32(MASK_THRESHOLD / 255.0)).astype(np.float32)  # v > 127 for v / 255
 
 
 def resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
@@ -104,9 +175,12 @@ def image_size(path: str | Path) -> tuple[int, int]:
     path = Path(path)
     if not path.is_file():
         raise RaihaDataError(f"image {path} not found; check data.root and the split list")
+    _apply_pixel_limit()
     try:
         with Image.open(path) as image:
             return image.size
+    except Image.DecompressionBombError as error:
+        raise RaihaDataError(pixel_limit_message(path, error)) from error
     except (OSError, SyntaxError, ValueError) as error:
         raise RaihaDataError(
             f"cannot read image {path}: the file is corrupt ({error}); re-extract it"

@@ -39,6 +39,7 @@ def build_model_card(cfg: DictConfig) -> dict[str, Any]:
     retrieval = _plain(references.get("retrieval")) if enabled else None
     retrieval = dict(retrieval or {})
     semantic = enabled and bool(references.get("semantic", False))
+    # the extractor and rule are kept whenever references were used, SGF or not
     if enabled and retrieval.get("image_size") is None:
         retrieval["image_size"] = int(cfg.data.image_size)
     try:
@@ -50,7 +51,7 @@ def build_model_card(cfg: DictConfig) -> dict[str, Any]:
         "net": _plain(cfg.model.net),
         "image_size": int(cfg.data.image_size),
         "semantic": semantic,
-        "extractor": retrieval.get("extractor") if semantic or enabled else None,
+        "extractor": retrieval.get("extractor") if enabled else None,
         "retrieval": retrieval,
         "experiment": cfg.get("experiment_name"),
         "data_source": cfg.data.get("source"),

@@ -1,7 +1,12 @@
 """OmegaConf resolvers used by the configs, registered on import.
 
-- ``${raiha_root:}``: the folder holding raiha's ``conf/`` (the checkout for an
-  editable install), so paths never depend on the working directory.
+- ``${project_root:}``: the project the user works in: the nearest folder, from the
+  current directory up, that holds the marker file ``.project-root`` (as
+  lightning-hydra-template's rootutils does; a raiha checkout has one), else the current
+  directory. ``data/`` and ``logs/`` default to folders of it (``RAIHA_DATA_DIR`` and
+  ``RAIHA_LOG_DIR`` override), never to where the package is installed: a clone sharing
+  another checkout's venv writes into itself, a pip-installed raiha next to the user's work.
+  ``${raiha_root:}`` is the same (its old name).
 - ``${wandb_offline:}``: True unless W&B can log online (an API key in the
   environment or in ``~/.netrc``, or ``WANDB_MODE=online``); without a key wandb would
   stop with a UsageError, so raiha logs offline and the run can be synced later.
@@ -22,8 +27,33 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+PROJECT_ROOT_MARKER = ".project-root"
+
+
+def find_config_dir() -> Path:
+    """raiha's ``conf/``: the source checkout's (``src/raiha`` -> ``conf``, an editable
+    install) or the copy packed into the package (``raiha/conf``, a wheel: ``setup.py``)."""
+    checkout = PACKAGE_DIR.parents[1] / "conf"
+    if (checkout / "train.yaml").is_file():
+        return checkout
+    return PACKAGE_DIR / "conf"
+
+
+def find_project_root(start: str | Path | None = None) -> Path:
+    """The nearest folder from ``start`` (default: the current directory) up that holds
+    ``.project-root``, else ``start`` itself."""
+    here = Path.cwd() if start is None else Path(start)
+    here = here.expanduser().resolve()
+    for folder in (here, *here.parents):
+        if (folder / PROJECT_ROOT_MARKER).is_file():
+            return folder
+    return here
+
+
+CONFIG_DIR = find_config_dir()
+# The checkout the package was installed from (editable installs). Not used for outputs:
+# those go under find_project_root().
 REPO_ROOT = PACKAGE_DIR.parents[1]
-CONFIG_DIR = REPO_ROOT / "conf"
 
 
 def wandb_should_run_offline() -> bool:
@@ -79,8 +109,9 @@ def wandb_run_id(output_dir: str) -> str:
 
 def register_resolvers() -> None:
     """Register raiha's resolvers once (safe to call again)."""
-    if not OmegaConf.has_resolver("raiha_root"):
-        OmegaConf.register_new_resolver("raiha_root", lambda: str(REPO_ROOT))
+    for name in ("project_root", "raiha_root"):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, lambda: str(find_project_root()))
     if not OmegaConf.has_resolver("wandb_offline"):
         OmegaConf.register_new_resolver("wandb_offline", wandb_should_run_offline)
     if not OmegaConf.has_resolver("sweep_group"):

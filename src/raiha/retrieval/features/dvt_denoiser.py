@@ -20,6 +20,8 @@ from timm.layers import resample_abs_pos_embed
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
+from raiha.io.load_errors import is_unsafe_pickle_error, unsafe_pickle_message
+
 CHECKPOINT_ROOT_KEY = "denoiser"
 PUBLISHED_POS_GRID = (37, 37)
 
@@ -123,6 +125,8 @@ def load_dvt_denoiser(path: str | Path, *, expected_feature_dim: int | None = No
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types (pickle, zip, EOF) for a bad file
+        if is_unsafe_pickle_error(error):
+            raise ValueError(unsafe_pickle_message(path, error, "DVT denoiser checkpoint")) from error
         raise ValueError(
             f"DVT denoiser checkpoint {path} cannot be read by torch.load ({type(error).__name__}: "
             f"{error}); the file is corrupt or not a torch checkpoint: download it again"

@@ -1,4 +1,4 @@
-"""Log image grids from the first val/test batch: composite | output | target | mask, and
+"""Log image grids from the first val/test batch, titled column by column: composite | output | target | mask, and
 in the reference setting also reference | attention over the reference (the attention the
 foreground sends to each reference cell, paper Fig. 3) and attention over the background.
 
@@ -16,7 +16,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import save_image
 
-from raiha.evaluation.drawing import harmonization_grid
+from raiha.evaluation.drawing import titled_harmonization_grid
 
 
 class ImageGridCallback(L.Callback):
@@ -49,13 +49,11 @@ class ImageGridCallback(L.Callback):
         # the reference half of the map exists only when the step used the reference
         used_reference = attention_map is not None and attention_map.shape[-1] == 2 * batch["composite"].shape[-1]
         reference = batch["reference"][:count] if used_reference else None
-        grid = harmonization_grid(
+        grid, titles = titled_harmonization_grid(
             batch["composite"][:count], outputs["prediction"][:count], batch["real"][:count], batch["mask"][:count],
             reference=reference, attention_map=None if attention_map is None else attention_map[:count],
         )  # fmt: skip
-        caption = "composite | reference | output | target | mask | attention: background | reference"
-        if reference is None:
-            caption = "composite | output | target | mask" + (" | attention" if attention_map is not None else "")
+        caption = " | ".join(titles)  # also drawn as column titles on the grid
         path = self.output_dir / f"{name.replace('/', '_')}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         save_image(grid, path)
