@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from raiha.composites import CompositeConfig, make_composite, make_composites, read_manifest, rebuild_composite
+from raiha.composites import (
+    CompositeConfig,
+    make_composite,
+    make_composites,
+    read_manifest,
+    rebuild_composite,
+)
 from raiha.data.harmonization_dataset import HarmonizationDataset
 from raiha.io.errors import RaihaDataError
 from raiha.io.image_io import load_mask, load_rgb
