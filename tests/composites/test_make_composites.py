@@ -148,3 +148,20 @@ def test_a_foreign_folder_is_never_replaced(tmp_path: Path) -> None:
     with pytest.raises(RaihaDataError, match="refusing to replace"):
         make_composites(photos, masks, tmp_path / "mine", CompositeConfig())
     assert (tmp_path / "mine" / "thesis.txt").read_text() == "precious"
+
+
+def test_command_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    photos, masks = write_photo_folder(tmp_path, 3)
+    (masks / "photo_2.png").unlink()
+    env = {**os.environ, "RAIHA_LOG_DIR": str(tmp_path / "logs")}
+    command = [sys.executable, "-m", "raiha.make_composites", f"photos={photos}", f"masks={masks}",
+               f"out={tmp_path / 'out'}", "composites.composites_per_object=1", "composites.seed=5"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "1 train and 1 test composites from 2 photos" in result.stdout
+    assert f"skipped {photos / 'photo_2.png'}: no mask" in result.stdout
+    assert read_manifest(tmp_path / "out")["config"]["seed"] == 5
