@@ -23,7 +23,7 @@ def _section(title: str) -> str:
 def test_every_experiment_is_listed_with_a_line() -> None:
     table = _section("Experiments")
     names = sorted(path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml"))
-    assert len(names) == 16 and "16 of them" in table
+    assert f"{len(names)} of them" in table
     for name in names:
         assert re.search(rf"^\| `{name}` \| \S.+\|$", table, flags=re.M), f"{name} is not in the experiment table"
 

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from raiha.evaluation.results_io import log_results_tables, report_results
 from raiha.evaluation.run_protocol import protocol_title, run_test_protocol
 from raiha.models.model_card import build_model_card
+from raiha.training.finetune import adopt_init_card, apply_init_from
 from raiha.training.preflight import stop_unless_ready
 from raiha.training.run_context import finish_loggers, log_config, resolve_resume_checkpoint
 from raiha.utils.config import CONFIG_DIR
@@ -25,8 +26,10 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and test as ``cfg`` says; returns the metrics record written to ``metrics.json``."""
     L.seed_everything(cfg.seed, workers=True)
+    adopt_init_card(cfg)  # fine-tuning: a raiha init_from checkpoint's network and inputs
     datamodule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model)
+    apply_init_from(model, cfg)  # init_from weights, finetune.freeze_encoder
     model.model_card = build_model_card(cfg)  # stored in every checkpoint (raiha.harmonize reads it)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))
