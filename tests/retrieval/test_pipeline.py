@@ -13,6 +13,7 @@ from raiha.io.errors import RaihaDataError
 from raiha.io.image_io import load_mask
 from raiha.io.reference_lists import read_reference_list
 from raiha.io.split_lists import read_split
+from raiha.retrieval import pipeline
 from raiha.retrieval.features.grids import mask_to_cells
 from raiha.retrieval.features.query import RetrievalQuery
 from raiha.retrieval.list_search import make_searcher
@@ -89,6 +90,36 @@ def test_a_second_call_reuses_everything(world: Path, built: tuple) -> None:
         build=False,
     )
     assert via_datamodule.lists == outputs.lists
+
+
+def test_the_datamodule_finds_complete_outputs_without_building_the_extractor(
+    world: Path, built: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prepare_data runs once per reference seed in the test protocol: no ViT load each time."""
+    data_dir, outputs = built
+    settings = {"index": SMALL_INDEX.__dict__, "max_refs": 20, "batch_size": 64}
+    built_extractors: list[str] = []
+    real_create = pipeline.create_extractor
+
+    def counting_create(name: str, **kwargs: object) -> object:
+        built_extractors.append(name)
+        return real_create(name, **kwargs)
+
+    monkeypatch.setattr(pipeline, "create_extractor", counting_create)
+    for _ in range(2):
+        found = run_reference_pipeline(
+            root=world, data_dir=data_dir, image_size=48, settings=settings, build=True
+        )
+        assert found.reused and found.lists == outputs.lists and built_extractors == []
+    with pytest.raises(RaihaDataError, match="no retrieval outputs"):  # other ranks never build
+        run_reference_pipeline(
+            root=world, data_dir=tmp_path / "empty", image_size=48, settings=settings, build=False
+        )
+    fresh = run_reference_pipeline(
+        root=world, data_dir=tmp_path / "fresh", image_size=48, settings=settings, build=True
+    )
+    assert built_extractors == ["synthetic"] and not fresh.reused
+    assert fresh.lists["test"].read_bytes() == outputs.lists["test"].read_bytes()
 
 
 def test_other_thresholds_write_other_lists_from_the_same_stores(world: Path, built: tuple) -> None:

@@ -232,6 +232,12 @@ def run_reference_pipeline(
 ) -> ReferencePipelineOutputs:
     """Entry point for the datamodule: build (``build=True``, rank zero) or open the outputs.
 
+    Complete outputs for these settings are opened without building the extractor (the
+    test protocol calls this once per reference seed; loading a ViT only to find the cache
+    cost seconds each time). Their stores were keyed by the extractor's name and arguments
+    (the folder) and its weights (the store key) when they were built: after replacing a
+    weights file in place, rebuild with ``python -m raiha.retrieve ... rebuild=true``.
+
     Args:
         root, data_dir: as :func:`build_reference_lists`.
         image_size: the retrieval image size unless ``settings`` gives ``image_size``.
@@ -239,9 +245,12 @@ def run_reference_pipeline(
         build: compute missing outputs; False only opens them (other ranks, after rank zero).
     """
     resolved = RetrievalSettings.from_dict({"image_size": image_size, **dict(settings)})
-    if build:
-        return build_reference_lists(root, data_dir, resolved, splits=splits, progress=False)
-    return open_reference_lists(root, data_dir, resolved, splits=splits)
+    try:
+        return open_reference_lists(root, data_dir, resolved, splits=splits)
+    except (RaihaDataError, FileNotFoundError, ValueError):
+        if not build:
+            raise
+    return build_reference_lists(root, data_dir, resolved, splits=splits, progress=False)
 
 
 def open_reference_lists(
