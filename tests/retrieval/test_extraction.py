@@ -167,9 +167,8 @@ def test_composites_without_a_store_match_their_store(
     for (_, content, appearance), (_, stored_content, stored_appearance) in zip(extracted, stored):
         assert (content is None) == (stored_content is None)
         if content is not None:
-            assert torch.equal(content, stored_content) and torch.equal(
-                appearance, stored_appearance
-            )
+            assert torch.equal(content.float(), stored_content)  # [L, C]: float32 from a store
+            assert torch.equal(appearance, stored_appearance)
     strict = RetrievalSettings(hsv=HSV, image_size=IMAGE_SIZE, batch_size=3)
     with pytest.raises(
         RaihaDataError, match=r"composite .*broken\.jpg.*retrieval\.skip_unreadable=true"

@@ -89,14 +89,18 @@ class ContentPrefilter:
 def stored_features(
     records: Sequence[HarmonizationRecord], store: FeatureStore
 ) -> Iterator[FeatureItem]:
-    """The composites' grids from their store (None for composites the store skipped)."""
+    """The composites' grids from their store (None for composites the store skipped).
+
+    Content comes back in the extractor's space (a compressed store maps its codes back
+    through its basis), so the gallery's own compression applies to it as to any query.
+    """
     position = {path: index for index, path in enumerate(store.image_paths)}
     for record in records:
         index = position.get(record.composite)
         if index is None:
             yield record, None, None
         else:
-            yield record, store.content(index), store.appearance(index)
+            yield record, store.source_content(index), store.appearance(index)
 
 
 def extracted_features(
