@@ -59,7 +59,7 @@ class RetrievalSettings:
             (:mod:`raiha.retrieval.list_search`).
         index: the patch index settings (indexed search).
         compression: how the gallery store keeps features (``fp16``, ``pca_int8[:k]``).
-        composite_compression: how the composite stores keep them (same choices, or ``auto``:
+        composite_compression: how the composite stores keep them (same choices; ``auto``:
             fp16 up to 256,000 bytes per image, else ``pca_int8``); queries and SGF grids
             read them back in the extractor's space through the store's basis.
         store_composites: keep the composites' features in stores (needed for SGF grids);
@@ -80,7 +80,7 @@ class RetrievalSettings:
     search: str = "prefilter"
     index: PatchIndexConfig = SYNTHETIC_INDEX
     compression: str | Mapping[str, Any] | None = "fp16"
-    composite_compression: str | Mapping[str, Any] | None = "auto"
+    composite_compression: str | Mapping[str, Any] | None = "fp16"
     store_composites: bool = True
     batch_size: int = 128
     shard_size: int = 1024
