@@ -63,6 +63,8 @@ def test_raiha_experiment_with_random_weights_fits_and_tests(
     stores = [entry["name"] for entry in built if entry["kind"] == "feature_store"]
     assert sorted(name.split("-")[0] for name in stores) == ["composites", "composites", "gallery"]
     assert [entry["kind"] for entry in built].count("reference_lists") == 1  # test reused them
-    manifests = [json.loads(path.read_text()) for path in (tmp_path / "data").rglob("manifest.json")]
+    manifests = [
+        json.loads(path.read_text()) for path in (tmp_path / "data" / "retrieval").rglob("manifest.json")
+    ]
     assert len(manifests) == 3  # SGF read its 768-channel grids from these pca_int8 stores
     assert all(m["compression"]["method"] == "pca_int8" and m["content_dim"] == 64 for m in manifests)
