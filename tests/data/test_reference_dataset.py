@@ -35,6 +35,9 @@ class FakeStore:
         ramp = torch.arange(cells, dtype=torch.float16) % self._grid  # column index
         return torch.stack([torch.full((cells,), float(index), dtype=torch.float16), ramp], dim=1)
 
+    def source_content(self, index: int) -> torch.Tensor:
+        return self.content(index)
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, HarmonizationDataset]:

@@ -67,6 +67,10 @@ class _Store:
     def content(self, index: int) -> torch.Tensor:
         return self._rows
 
+    def source_content(self, index: int) -> torch.Tensor:
+        """Rows in the extractor's channels (an fp16 store's are its rows)."""
+        return self._rows
+
 
 def test_semantic_grids_must_be_as_wide_as_feature_dim() -> None:
     settings = ReferenceSettings.from_config({"semantic": True, "retrieval": {"feature_dim": 192}}, image_size=64)

@@ -107,6 +107,22 @@ def test_allow_random_weights_warns_loudly(offline: None, caplog: pytest.LogCapt
     assert any("RANDOM WEIGHTS" in record.message for record in caplog.records)
 
 
+def test_random_weights_are_the_same_in_every_process(offline: None, tmp_path: Path) -> None:
+    """A fit and a later test build the same random-weight extractor (one store key for both),
+    whatever the global RNG's state."""
+    kwargs = dict(
+        model_name=TINY, input_size=56, model_kwargs=SHALLOW, pretrained=True,
+        allow_random_weights=True, denoiser_checkpoint=str(tmp_path / "missing.pth"),
+    )  # fmt: skip
+    torch.manual_seed(1)
+    first = DvtExtractor(**kwargs)  # type: ignore[arg-type]
+    torch.manual_seed(2)
+    second = DvtExtractor(**kwargs)  # type: ignore[arg-type]
+    assert first.cache_config() == second.cache_config()
+    images = torch.rand(1, 3, 56, 56) * 2 - 1  # [1, 3, 56, 56]
+    assert torch.equal(first(images), second(images))  # [1, 4, 4, 384]
+
+
 def test_pretrained_file_is_loaded(tiny_dinov2: Dinov2Extractor, tmp_path: Path) -> None:
     weights = tmp_path / "tiny.pth"
     torch.save(tiny_dinov2.backbone.state_dict(), weights)

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from raiha.data.references.semantic_grids import SemanticGridLookup
 from raiha.io.errors import RaihaDataError
 from raiha.io.image_io import load_mask
 from raiha.io.reference_lists import read_reference_list
 from raiha.io.split_lists import read_split
+from raiha.retrieval import pipeline
 from raiha.retrieval.features.grids import mask_to_cells
 from raiha.retrieval.features.query import RetrievalQuery
 from raiha.retrieval.list_search import make_searcher
@@ -24,6 +26,7 @@ from raiha.retrieval.pipeline import (
 from raiha.retrieval.search.patch_index import PatchIndex, PatchIndexConfig
 from raiha.retrieval.search.rule import brute_force_search
 from raiha.retrieval.settings import RetrievalSettings
+from raiha.retrieval.store.feature_store import FeatureStoreMismatchError
 from raiha.world import SyntheticWorldConfig, generate_world
 
 TINY = SyntheticWorldConfig(image_size=48, num_train=100, num_test=30, num_identities=20)
@@ -89,6 +92,67 @@ def test_a_second_call_reuses_everything(world: Path, built: tuple) -> None:
         build=False,
     )
     assert via_datamodule.lists == outputs.lists
+
+
+def test_the_datamodule_finds_complete_outputs_without_building_the_extractor(
+    world: Path, built: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prepare_data runs once per reference seed in the test protocol: no ViT load each time."""
+    data_dir, outputs = built
+    settings = {"index": SMALL_INDEX.__dict__, "max_refs": 20, "batch_size": 64}
+    built_extractors: list[str] = []
+    real_create = pipeline.create_extractor
+
+    def counting_create(name: str, **kwargs: object) -> object:
+        built_extractors.append(name)
+        return real_create(name, **kwargs)
+
+    monkeypatch.setattr(pipeline, "create_extractor", counting_create)
+    for _ in range(2):
+        found = run_reference_pipeline(
+            root=world, data_dir=data_dir, image_size=48, settings=settings, build=True
+        )
+        assert found.reused and found.lists == outputs.lists and built_extractors == []
+    with pytest.raises(RaihaDataError, match="no retrieval outputs"):  # other ranks never build
+        run_reference_pipeline(
+            root=world, data_dir=tmp_path / "empty", image_size=48, settings=settings, build=False
+        )
+    fresh = run_reference_pipeline(
+        root=world, data_dir=tmp_path / "fresh", image_size=48, settings=settings, build=True
+    )
+    assert built_extractors == ["synthetic"] and not fresh.reused
+    assert fresh.lists["test"].read_bytes() == outputs.lists["test"].read_bytes()
+
+
+def test_compressed_composite_stores_feed_the_lists_and_the_semantic_grids(
+    world: Path, built: tuple, tmp_path: Path
+) -> None:
+    """pca_int8 composites: smaller, read back through their basis in the extractor's space."""
+    _, exact = built
+    compressed = build_reference_lists(
+        world, tmp_path, _settings(composite_compression="pca_int8"), progress=False
+    )
+    store, exact_store = compressed.composite_stores["test"], exact.composite_stores["test"]
+    assert exact_store.compression.method == "fp16" and store.compression.method == "pca_int8"
+    assert store.content_dim == 128 and store.bytes_per_image < exact_store.bytes_per_image / 2
+    assert compressed.gallery.key == exact.gallery.key  # the gallery is not affected
+    lookup, exact_lookup = SemanticGridLookup(compressed.stores), SemanticGridLookup(exact.stores)
+    grids = torch.stack([lookup.grid(path) for path in store.image_paths])  # [N, 192, 6, 6]
+    exact_grids = torch.stack([exact_lookup.grid(path) for path in store.image_paths])
+    assert grids.shape == exact_grids.shape and grids.shape[1:] == (192, 6, 6)
+    cosine = torch.nn.functional.cosine_similarity(grids, exact_grids, dim=1)  # [N, 6, 6]
+    norm = exact_grids.norm(dim=1)  # [N, 6, 6]; the extractor zeroes cells without evidence
+    assert (cosine * norm).sum() / norm.sum() > 0.9  # 0.976 in the benchmark's world
+    agreeing = [
+        entry.refs == exact_entry.refs
+        for split in ("train", "test")
+        for entry, exact_entry in zip(
+            read_reference_list(compressed.lists[split]), read_reference_list(exact.lists[split])
+        )
+    ]
+    assert sum(agreeing) / len(agreeing) > 0.9  # 1.0 in the benchmark's world
+    with pytest.raises(FeatureStoreMismatchError, match="compression: store has"):
+        open_reference_lists(world, tmp_path, _settings(composite_compression="fp16"))
 
 
 def test_other_thresholds_write_other_lists_from_the_same_stores(world: Path, built: tuple) -> None:

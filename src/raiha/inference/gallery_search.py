@@ -22,8 +22,9 @@ from raiha.retrieval.features.grids import mask_to_cells
 from raiha.retrieval.features.query import RetrievalQuery
 from raiha.retrieval.search.rule import RetrievedRef, brute_force_search
 from raiha.retrieval.settings import RetrievalSettings, short_hash
+from raiha.retrieval.store.extraction import extract_features
 from raiha.retrieval.store.feature_store import MANIFEST, FeatureStore
-from raiha.retrieval.store.store_builder import build_feature_store, extract_features
+from raiha.retrieval.store.store_builder import build_feature_store
 
 log = logging.getLogger(__name__)
 

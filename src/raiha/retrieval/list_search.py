@@ -42,13 +42,14 @@ from raiha.retrieval.search.rule import (
     select_refs,
 )
 from raiha.retrieval.settings import RetrievalSettings
+from raiha.retrieval.store.extraction import ImageFeatureBatcher
 from raiha.retrieval.store.feature_store import FeatureStore
-from raiha.retrieval.store.store_builder import extract_features, load_gallery_image
 
 log = logging.getLogger(__name__)
 
 PREFILTER_MARGIN = 1e-4  # candidates: content score >= eps_c - margin (fp32 error is ~1e-6)
 EMPTY_REASONS = ("no_valid_reference", "degenerate_mask", "unreadable")
+COMPOSITE_REMEDY = "fix it, or set retrieval.skip_unreadable=true to write it with no references"
 
 # (record, content [L, C] or None, appearance [L, D] or None)
 FeatureItem = tuple[HarmonizationRecord, Tensor | None, Tensor | None]
@@ -88,14 +89,18 @@ class ContentPrefilter:
 def stored_features(
     records: Sequence[HarmonizationRecord], store: FeatureStore
 ) -> Iterator[FeatureItem]:
-    """The composites' grids from their store (None for composites the store skipped)."""
+    """The composites' grids from their store (None for composites the store skipped).
+
+    Content comes back in the extractor's space (a compressed store maps its codes back
+    through its basis), so the gallery's own compression applies to it as to any query.
+    """
     position = {path: index for index, path in enumerate(store.image_paths)}
     for record in records:
         index = position.get(record.composite)
         if index is None:
             yield record, None, None
         else:
-            yield record, store.content(index), store.appearance(index)
+            yield record, store.source_content(index), store.appearance(index)
 
 
 def extracted_features(
@@ -105,31 +110,23 @@ def extracted_features(
     settings: RetrievalSettings,
 ) -> Iterator[FeatureItem]:
     """The composites' grids extracted batch by batch, without a store."""
-    device = torch.device(settings.device)
-    for start in range(0, len(records), settings.batch_size):
-        batch = records[start : start + settings.batch_size]
-        images: list[Tensor | None] = []
-        for record in batch:
-            try:
-                images.append(load_gallery_image(root / record.composite, settings.image_size))
-            except (RaihaDataError, OSError) as error:
-                if not settings.skip_unreadable:
-                    raise RaihaDataError(
-                        f"composite {root / record.composite} cannot be read ({error}); fix it, "
-                        "or set retrieval.skip_unreadable=true to write it with no references"
-                    ) from error
-                images.append(None)
-        readable = [image for image in images if image is not None]
-        if readable:
-            stacked = torch.stack(readable)  # [n, 3, S, S]
-            content, appearance = extract_features(stacked, extractor, settings.hsv, device)
-        row = 0
-        for record, image in zip(batch, images):
-            if image is None:
-                yield record, None, None
-                continue
-            yield record, content[row], appearance[row]
-            row += 1
+    batcher = ImageFeatureBatcher(
+        extractor, settings.hsv, settings.image_size, device=settings.device,
+        batch_size=settings.batch_size, num_workers=settings.num_workers, image_root=root,
+        what="composite", remedy=COMPOSITE_REMEDY,
+    )  # fmt: skip
+    unreadable = "skip" if settings.skip_unreadable else "raise"
+    names = [record.composite for record in records]
+    with batcher:
+        position = 0
+        for batch in batcher.batches(names, unreadable):
+            for row in batch.rows:
+                record = records[position]
+                position += 1
+                if row is None:
+                    yield record, None, None
+                else:
+                    yield record, batch.content[row], batch.appearance[row]
 
 
 def _query_mask(record: HarmonizationRecord, root: Path, skip_unreadable: bool) -> Tensor | None:

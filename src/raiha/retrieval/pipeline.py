@@ -41,6 +41,7 @@ from raiha.retrieval.list_search import (
 )
 from raiha.retrieval.search.patch_index import PatchIndex
 from raiha.retrieval.settings import RetrievalSettings, short_hash
+from raiha.retrieval.store.compression import resolve_compression
 from raiha.retrieval.store.feature_store import FeatureStore, image_list_sha256
 from raiha.retrieval.store.store_builder import build_feature_store
 
@@ -138,7 +139,7 @@ def build_reference_lists(
         if settings.store_composites:
             store = build_feature_store(
                 folder / f"composites-{split}-{image_list_sha256(names)[:10]}", names, extractor,
-                compression="fp16", **store_kwargs,
+                compression=settings.composite_compression, **store_kwargs,
             )  # fmt: skip
             composite_stores[split] = store
             composite_keys[split] = store.key
@@ -232,6 +233,12 @@ def run_reference_pipeline(
 ) -> ReferencePipelineOutputs:
     """Entry point for the datamodule: build (``build=True``, rank zero) or open the outputs.
 
+    Complete outputs for these settings are opened without building the extractor (the
+    test protocol calls this once per reference seed; loading a ViT only to find the cache
+    cost seconds each time). Their stores were keyed by the extractor's name and arguments
+    (the folder) and its weights (the store key) when they were built: after replacing a
+    weights file in place, rebuild with ``python -m raiha.retrieve ... rebuild=true``.
+
     Args:
         root, data_dir: as :func:`build_reference_lists`.
         image_size: the retrieval image size unless ``settings`` gives ``image_size``.
@@ -239,9 +246,12 @@ def run_reference_pipeline(
         build: compute missing outputs; False only opens them (other ranks, after rank zero).
     """
     resolved = RetrievalSettings.from_dict({"image_size": image_size, **dict(settings)})
-    if build:
-        return build_reference_lists(root, data_dir, resolved, splits=splits, progress=False)
-    return open_reference_lists(root, data_dir, resolved, splits=splits)
+    try:
+        return open_reference_lists(root, data_dir, resolved, splits=splits)
+    except (RaihaDataError, FileNotFoundError, ValueError):
+        if not build:
+            raise
+    return build_reference_lists(root, data_dir, resolved, splits=splits, progress=False)
 
 
 def open_reference_lists(
@@ -254,23 +264,23 @@ def open_reference_lists(
     """The outputs of an earlier :func:`build_reference_lists` with the same settings (no computing)."""
     root = Path(root)
     folder = _features_dir(root, data_dir, settings)
-    gallery_folder = (
-        folder / f"gallery-{image_list_sha256(gallery_images(root, settings.subsets))[:10]}"
-    )
+    gallery_paths = gallery_images(root, settings.subsets)
+    gallery_folder = folder / f"gallery-{image_list_sha256(gallery_paths)[:10]}"
     if not (gallery_folder / "manifest.json").is_file():
         raise RaihaDataError(
             f"no retrieval outputs for these settings under {folder}; build them with "
             "`python -m raiha.retrieve` or the datamodule's prepare_data (rank zero)"
         )
-    gallery = FeatureStore.open(gallery_folder)
+    gallery = _open_store(gallery_folder, gallery_paths, settings, settings.compression)
     stores: dict[str, FeatureStore] = {}
     composite_keys: dict[str, Any] = {}
     for split in splits:
         names = [record.composite for record in read_split(root, split, settings.subsets)]
         if settings.store_composites:
-            stores[split] = FeatureStore.open(
-                folder / f"composites-{split}-{image_list_sha256(names)[:10]}"
-            )
+            stores[split] = _open_store(
+                folder / f"composites-{split}-{image_list_sha256(names)[:10]}",
+                names, settings, settings.composite_compression,
+            )  # fmt: skip
             composite_keys[split] = stores[split].key
         else:
             composite_keys[split] = _unstored_key(settings, names)
@@ -283,3 +293,21 @@ def open_reference_lists(
             "them with `python -m raiha.retrieve` or the datamodule's prepare_data (rank zero)"
         )
     return ReferencePipelineOutputs(lists, lists_dir, gallery, stores, summary, True)
+
+
+def _open_store(
+    folder: Path, names: Sequence[str], settings: RetrievalSettings, compression: Any
+) -> FeatureStore:
+    """The finished store in ``folder``; FeatureStoreMismatchError when it was built from
+    other images or with other HSV, size, shard or compression settings (the extractor's
+    name and arguments are in the folder's name)."""
+    store = FeatureStore.open(folder)
+    resolved = resolve_compression(
+        compression, store.grid_size, store.source_content_dim, store.appearance_dim
+    )
+    expected = {
+        "hsv": settings.hsv.to_dict(), "image_size": settings.image_size,
+        "image_list_sha256": image_list_sha256(names), "shard_size": settings.shard_size,
+        "compression": resolved.to_dict(),
+    }  # fmt: skip
+    return FeatureStore.open(folder, expected_key=expected)

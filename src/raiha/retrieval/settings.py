@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 SEARCH_METHODS = ("prefilter", "indexed", "brute_force")
 # The defaults are those of conf/retrieval/synthetic.yaml (the datamodule's "auto" lists
 # and `python -m raiha.retrieve` then share one cache).
-SYNTHETIC_HSV = HsvHistogramConfig(hue_bins=16, saturation_bins=4, value_bins=8)  # conf/retrieval/synthetic.yaml
+SYNTHETIC_HSV = HsvHistogramConfig(
+    hue_bins=16, saturation_bins=4, value_bins=8
+)  # conf/retrieval/synthetic.yaml
 SYNTHETIC_INDEX = PatchIndexConfig(content_clusters=256, appearance_clusters=64)
 # Names of earlier versions, still read from model cards written before the rename.
 RENAMED = {"illumination_range": "eps_a_range"}
@@ -66,6 +68,9 @@ class RetrievalSettings:
             (:mod:`raiha.retrieval.list_search`).
         index: the patch index settings (indexed search).
         compression: how the gallery store keeps features (``fp16``, ``pca_int8[:k]``).
+        composite_compression: how the composite stores keep them (same choices; ``auto``:
+            fp16 up to 256,000 bytes per image, else ``pca_int8``); queries and SGF grids
+            read them back in the extractor's space through the store's basis.
         store_composites: keep the composites' features in stores (needed for SGF grids);
             False extracts them on the fly, batch by batch.
         batch_size, shard_size, num_workers, device: extraction settings.
@@ -85,6 +90,7 @@ class RetrievalSettings:
     search: str = "prefilter"
     index: PatchIndexConfig = SYNTHETIC_INDEX
     compression: str | Mapping[str, Any] | None = "fp16"
+    composite_compression: str | Mapping[str, Any] | None = "fp16"
     store_composites: bool = True
     batch_size: int = 128
     shard_size: int = 1024

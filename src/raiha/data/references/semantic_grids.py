@@ -24,7 +24,10 @@ class ContentStore(Protocol):
     @property
     def grid_size(self) -> tuple[int, int]: ...
 
-    def content(self, index: int) -> Tensor: ...
+    def source_content(self, index: int) -> Tensor:
+        """``[h*w, C]`` content in the extractor's space (compressed stores map their codes
+        back through their basis)."""
+        ...
 
 
 class SemanticGridLookup:
@@ -58,9 +61,9 @@ class SemanticGridLookup:
             )
         store_index, image_index = self._where[path]
         store = self.stores[store_index]
-        # compressed stores map their codes back to the extractor's C channels
-        read = getattr(store, "source_content", store.content)
-        rows = read(image_index).float()  # [h*w, C]
+        # compressed stores (pca_int8: composites and gallery) map their k-dim codes back to
+        # the extractor's C channels, so SGF sees C channels whatever the compression
+        rows = store.source_content(image_index).float()  # [h*w, C]
         height, width = self.grid_size
         return rows.t().reshape(rows.shape[1], height, width).contiguous()  # [C, h, w]
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,9 @@ from raiha.retrieval.features.registry import register_extractor
 log = logging.getLogger(__name__)
 
 DEFAULT_DINOV2 = "vit_base_patch14_reg4_dinov2.lvd142m"
+# allow_random_weights draws the stand-in weights from this seed: every process (fit, test,
+# eval) builds the same extractor, so the stores it cached are found again
+RANDOM_WEIGHTS_SEED = 0
 
 
 class MissingWeightsError(FileNotFoundError):
@@ -105,11 +110,22 @@ def create_timm_backbone(
         if not allow_random_weights:
             raise MissingWeightsError(message) from error
     log.warning(
-        "!!! RANDOM WEIGHTS !!! %s. Continuing with a randomly initialised backbone.", message
+        "!!! RANDOM WEIGHTS !!! %s. Continuing with a randomly initialised backbone (seed %d).",
+        message,
+        RANDOM_WEIGHTS_SEED,
     )
-    return timm.create_model(
-        model_name, pretrained=False, img_size=input_size, num_classes=0, **extra
-    )
+    with seeded_random_weights():
+        return timm.create_model(
+            model_name, pretrained=False, img_size=input_size, num_classes=0, **extra
+        )
+
+
+@contextmanager
+def seeded_random_weights() -> Iterator[None]:
+    """Initialise modules from :data:`RANDOM_WEIGHTS_SEED`, leaving the global RNG as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_WEIGHTS_SEED)
+        yield
 
 
 @register_extractor("dinov2")
@@ -251,7 +267,8 @@ class DvtExtractor(Dinov2Extractor):
                 "!!! RANDOM WEIGHTS !!! no DVT denoiser checkpoint (%s): using a random denoiser",
                 path,
             )
-            self.denoiser = DvtDenoiser(feature_dim=self.feature_dim)
+            with seeded_random_weights():
+                self.denoiser = DvtDenoiser(feature_dim=self.feature_dim)
         else:
             raise ValueError(
                 "the dvt extractor needs denoiser_checkpoint=<file.pth> or denoiser_dir=<folder with "

@@ -15,20 +15,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import Tensor
 
 from raiha.io.build_journal import record_build
 from raiha.io.errors import RaihaDataError
-from raiha.io.image_io import load_rgb, resize_rgb
 from raiha.retrieval.features.content_features import DenseFeatureExtractor
-from raiha.retrieval.features.hsv_histograms import HsvHistogramConfig, hsv_patch_histograms
+from raiha.retrieval.features.hsv_histograms import HsvHistogramConfig
 from raiha.retrieval.store.compression import (
     AUTO,
     CompressionConfig,
@@ -36,7 +33,21 @@ from raiha.retrieval.store.compression import (
     PcaFitter,
     resolve_compression,
 )
+from raiha.retrieval.store.extraction import (
+    ImageFeatureBatcher,
+    Unreadable,
+    extract_features,
+    load_gallery_image,
+)
 from raiha.retrieval.store.feature_store import FeatureStore, FeatureStoreWriter, image_list_sha256
+
+__all__ = [
+    "build_feature_store",
+    "extract_features",
+    "feature_store_key",
+    "fit_compressor",
+    "load_gallery_image",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,36 +69,6 @@ def feature_store_key(
         "image_list_sha256": image_list_sha256(image_paths),
         "compression": compression.to_dict(),
     }
-
-
-def load_gallery_image(path: Path, image_size: int) -> Tensor:
-    """Decode ``path`` and resize it to ``[3, image_size, image_size]`` in ``[-1, 1]``."""
-    pixels = resize_rgb(load_rgb(path), image_size)  # [S, S, 3] uint8
-    image = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)  # [3, S, S]
-    return image.float() / 127.5 - 1.0
-
-
-@torch.inference_mode()
-def extract_features(
-    images: Tensor,
-    extractor: DenseFeatureExtractor,
-    hsv_config: HsvHistogramConfig,
-    device: torch.device,
-) -> tuple[Tensor, Tensor]:
-    """Content ``[B, L, C]`` and appearance ``[B, L, D]`` (float16, CPU) of ``images`` ``[B, 3, S, S]``."""
-    grid = extractor.grid_size(images.shape[-1])
-    # the histograms run on the device too (88 ms per 448 px image on one CPU core)
-    images = images.to(device)
-    content = extractor(images)  # [B, h, w, C]
-    if tuple(content.shape[1:3]) != grid:
-        raise ValueError(
-            f"extractor {extractor.name} returned a {tuple(content.shape[1:3])} grid, expected {grid}"
-        )
-    appearance = hsv_patch_histograms(images, grid, hsv_config)  # [B, h, w, D]
-    batch = images.shape[0]
-    content = content.reshape(batch, grid[0] * grid[1], -1)  # [B, L, C]
-    appearance = appearance.reshape(batch, grid[0] * grid[1], -1)  # [B, L, D]
-    return content.to("cpu", torch.float16), appearance.to("cpu", torch.float16)
 
 
 def build_feature_store(
@@ -133,150 +114,112 @@ def build_feature_store(
         raise ValueError(
             f"feature store {path}: the gallery image list is empty; give at least one image"
         )
-    start = time.perf_counter()
+    started = time.perf_counter()
     hsv_config = hsv_config or HsvHistogramConfig()
-    if device is None:
-        device = next(iter(extractor.parameters()), torch.empty(0)).device
-    device = torch.device(device)
-    grid = extractor.grid_size(image_size)
-    compression = resolve_compression(compression, grid, extractor.feature_dim, hsv_config.dim)
-    writer = FeatureStoreWriter(
-        path,
-        key=feature_store_key(extractor, hsv_config, image_size, image_paths, compression),
-        image_paths=image_paths,
-        grid_size=grid,
-        content_dim=extractor.feature_dim,
-        appearance_dim=hsv_config.dim,
-        shard_size=shard_size,
-        rebuild=rebuild,
-        compression=compression,
+    writer = open_store_writer(
+        path, image_paths, extractor, hsv_config, image_size, shard_size, compression, rebuild
     )
-    root = Path(image_root) if image_root is not None else None
-    if writer.compressor is None and writer.pending_shards():
-        files = [root / name if root is not None else Path(name) for name in image_paths]
-        writer.set_compressor(
-            fit_compressor(
-                compression,
-                files,
-                extractor,
-                hsv_config,
-                image_size,
-                batch_size,
-                device,
-                num_workers,
-            )
-        )
     pending = writer.pending_shards()
-    done_images = len(image_paths) - sum(len(writer.shard_inputs(s)) for s in pending)
-    columns = (
-        TextColumn("gallery features"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with (
-        Progress(*columns, disable=not progress) as bar,
-        ThreadPoolExecutor(max(1, num_workers)) as pool,
-    ):
-        task = bar.add_task("features", total=len(image_paths), completed=done_images)
-        for shard in pending:
-            names = writer.shard_inputs(shard)
-            kept: list[str] = []
-            skipped: list[dict[str, str]] = []
-            content_parts: list[Tensor] = []
-            appearance_parts: list[Tensor] = []
-            for start in range(0, len(names), batch_size):
-                batch_names = names[start : start + batch_size]
-                files = [root / name if root is not None else Path(name) for name in batch_names]
-                loaded = list(pool.map(lambda file: _try_load(file, image_size), files))
-                images: list[Tensor] = []
-                for name, file, (image, error) in zip(batch_names, files, loaded):
-                    if image is None:
-                        if not skip_unreadable:
-                            raise RaihaDataError(
-                                f"gallery image {file} cannot be read ({error}); fix or remove it, or "
-                                f"pass skip_unreadable=True to skip it (recorded in the store manifest)"
-                            )
-                        log.warning("skipping unreadable gallery image %s: %s", file, error)
-                        skipped.append({"path": name, "error": error})
-                        continue
-                    kept.append(name)
-                    images.append(image)
-                if images:
-                    content, appearance = extract_features(
-                        torch.stack(images), extractor, hsv_config, device
-                    )
-                    content_parts.append(content)
-                    appearance_parts.append(appearance)
-                bar.advance(task, len(batch_names))
-            patches = grid[0] * grid[1]
-            empty_content = torch.zeros(0, patches, extractor.feature_dim, dtype=torch.float16)
-            empty_appearance = torch.zeros(0, patches, hsv_config.dim, dtype=torch.float16)
-            writer.write_shard(
-                shard,
-                torch.cat(content_parts) if content_parts else empty_content,
-                torch.cat(appearance_parts) if appearance_parts else empty_appearance,
-                kept,
-                skipped,
-            )
+    batcher = ImageFeatureBatcher(
+        extractor, hsv_config, image_size, device=device, batch_size=batch_size,
+        num_workers=num_workers, image_root=image_root,
+    )  # fmt: skip
+    with batcher:
+        if writer.compressor is None and pending:
+            writer.set_compressor(fit_compressor(writer.compression, image_paths, batcher))
+        write_pending_shards(writer, batcher, "skip" if skip_unreadable else "raise", progress)
     store = writer.finish()
     if pending:
-        record_build(path, "feature_store", time.perf_counter() - start, images=len(store))
+        record_build(path, "feature_store", time.perf_counter() - started, images=len(store))
     if len(store) == 0:
         raise ValueError(
             f"feature store {path}: none of the {len(image_paths)} gallery images could be read"
         )
     log.info(
         "feature store %s: %d images (%d skipped), %d bytes per image",
-        path,
-        len(store),
-        len(store.skipped),
-        store.bytes_per_image,
-    )
+        path, len(store), len(store.skipped), store.bytes_per_image,
+    )  # fmt: skip
     return store
 
 
-def fit_compressor(
-    compression: CompressionConfig,
-    files: Sequence[Path],
+def open_store_writer(
+    path: str | Path,
+    image_paths: Sequence[str],
     extractor: DenseFeatureExtractor,
     hsv_config: HsvHistogramConfig,
     image_size: int,
-    batch_size: int,
-    device: torch.device,
-    num_workers: int = 2,
+    shard_size: int,
+    compression: CompressionConfig | str,
+    rebuild: bool,
+) -> FeatureStoreWriter:
+    """The writer of the store these inputs give (new, resumed or complete)."""
+    grid = extractor.grid_size(image_size)
+    resolved = resolve_compression(compression, grid, extractor.feature_dim, hsv_config.dim)
+    return FeatureStoreWriter(
+        path,
+        key=feature_store_key(extractor, hsv_config, image_size, image_paths, resolved),
+        image_paths=image_paths,
+        grid_size=grid,
+        content_dim=extractor.feature_dim,
+        appearance_dim=hsv_config.dim,
+        shard_size=shard_size,
+        rebuild=rebuild,
+        compression=resolved,
+    )
+
+
+def write_pending_shards(
+    writer: FeatureStoreWriter, batcher: ImageFeatureBatcher, unreadable: Unreadable, progress: bool
+) -> None:
+    """Extract and write every pending shard, in order (batches never cross shards)."""
+    pending = writer.pending_shards()
+    total = len(writer.image_paths)
+    done_images = total - sum(len(writer.shard_inputs(s)) for s in pending)
+    columns = (
+        TextColumn("gallery features"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task("features", total=total, completed=done_images)
+        for shard in pending:
+            kept: list[str] = []
+            skipped: list[dict[str, str]] = []
+            content_parts: list[Tensor] = []  # each [n, L, C]
+            appearance_parts: list[Tensor] = []  # each [n, L, D]
+            for batch in batcher.batches(writer.shard_inputs(shard), unreadable):
+                kept += batch.kept
+                skipped += batch.skipped
+                content_parts.append(batch.content)
+                appearance_parts.append(batch.appearance)
+                bar.advance(task, len(batch.names))
+            writer.write_shard(
+                shard, torch.cat(content_parts), torch.cat(appearance_parts), kept, skipped
+            )
+
+
+def fit_compressor(
+    compression: CompressionConfig, image_paths: Sequence[str], batcher: ImageFeatureBatcher
 ) -> FeatureCompressor:
     """Fit ``pca_int8`` on every cell of ``compression.fit_images`` images drawn by its seed.
 
     Unreadable images are left out of the fit (the shard pass reports or skips them);
     other methods need no fit.
     """
-    if compression.method != "pca_int8" or not compression.projects(extractor.feature_dim):
-        return FeatureCompressor(compression, extractor.feature_dim)
+    feature_dim = batcher.extractor.feature_dim
+    if compression.method != "pca_int8" or not compression.projects(feature_dim):
+        return FeatureCompressor(compression, feature_dim)
     generator = torch.Generator().manual_seed(compression.seed)
-    picks = torch.randperm(len(files), generator=generator)[: compression.fit_images]
-    chosen = [files[i] for i in picks.sort().values.tolist()]
-    fitter = PcaFitter(extractor.feature_dim)
-    with ThreadPoolExecutor(max(1, num_workers)) as pool:
-        for start in range(0, len(chosen), batch_size):
-            loaded = pool.map(
-                lambda file: _try_load(file, image_size), chosen[start : start + batch_size]
-            )
-            images = [image for image, _ in loaded if image is not None]
-            if images:
-                content, _ = extract_features(torch.stack(images), extractor, hsv_config, device)
-                fitter.add(content)  # [B, L, C]
+    picks = torch.randperm(len(image_paths), generator=generator)[: compression.fit_images]
+    chosen = [image_paths[i] for i in picks.sort().values.tolist()]
+    fitter = PcaFitter(feature_dim)
+    for batch in batcher.batches(chosen, "ignore"):
+        if batch.content.shape[0]:
+            fitter.add(batch.content)  # [n, L, C]
     if fitter.count == 0:
         raise RaihaDataError(
             f"none of the {len(chosen)} images drawn to fit the {compression.method} compression "
-            f"could be read (first: {chosen[0]}); check the image root"
+            f"could be read (first: {batcher.file(chosen[0])}); check the image root"
         )
     return fitter.compressor(compression)
-
-
-def _try_load(file: Path, image_size: int) -> tuple[Tensor | None, str]:
-    """The image, or ``None`` and the reason it cannot be read."""
-    try:
-        return load_gallery_image(file, image_size), ""
-    except (RaihaDataError, OSError) as error:
-        return None, str(error)

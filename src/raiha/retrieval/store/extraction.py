@@ -1,0 +1,206 @@
+"""The one extraction path: decode, resize, batch, extract and skip or name unreadable images.
+
+Every consumer of content + HSV grids computed from image files goes through
+:class:`ImageFeatureBatcher`: the gallery store builder (its shards and its PCA fit), the
+composites searched without a store (:mod:`raiha.retrieval.list_search`) and the photo
+folders indexed at inference (through the builder). Images are decoded with
+:mod:`raiha.io.image_io`, resized (PIL bilinear, antialiased) to ``image_size`` x
+``image_size`` and mapped to ``[-1, 1]``; the content extractor and the HSV histograms then
+run on the extractor's grid. An unreadable image either stops the job with an error that
+names the file and the remedy (``"raise"``), or is left out of the batch and recorded with
+its reason (``"skip"``: also logged; ``"ignore"``: recorded silently).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from raiha.io.errors import RaihaDataError
+from raiha.io.image_io import load_rgb, resize_rgb
+from raiha.retrieval.features.content_features import DenseFeatureExtractor
+from raiha.retrieval.features.hsv_histograms import HsvHistogramConfig, hsv_patch_histograms
+
+log = logging.getLogger(__name__)
+
+Unreadable = Literal["raise", "skip", "ignore"]
+GALLERY_REMEDY = (
+    "fix or remove it, or pass skip_unreadable=True to skip it (recorded in the store manifest)"
+)
+
+
+def load_gallery_image(path: Path, image_size: int) -> Tensor:
+    """Decode ``path`` and resize it to ``[3, image_size, image_size]`` in ``[-1, 1]``."""
+    pixels = resize_rgb(load_rgb(path), image_size)  # [S, S, 3] uint8
+    image = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)  # [3, S, S]
+    return image.float() / 127.5 - 1.0
+
+
+@torch.inference_mode()
+def extract_features(
+    images: Tensor,
+    extractor: DenseFeatureExtractor,
+    hsv_config: HsvHistogramConfig,
+    device: torch.device,
+) -> tuple[Tensor, Tensor]:
+    """Content ``[B, L, C]`` and appearance ``[B, L, D]`` (float16, CPU) of ``images`` ``[B, 3, S, S]``."""
+    grid = extractor.grid_size(images.shape[-1])
+    # the histograms run on the device too (88 ms per 448 px image on one CPU core)
+    images = images.to(device)
+    content = extractor(images)  # [B, h, w, C]
+    if tuple(content.shape[1:3]) != grid:
+        raise ValueError(
+            f"extractor {extractor.name} returned a {tuple(content.shape[1:3])} grid, expected {grid}"
+        )
+    appearance = hsv_patch_histograms(images, grid, hsv_config)  # [B, h, w, D]
+    batch = images.shape[0]
+    content = content.reshape(batch, grid[0] * grid[1], -1)  # [B, L, C]
+    appearance = appearance.reshape(batch, grid[0] * grid[1], -1)  # [B, L, D]
+    return content.to("cpu", torch.float16), appearance.to("cpu", torch.float16)
+
+
+def extractor_device(
+    extractor: DenseFeatureExtractor, device: str | torch.device | None
+) -> torch.device:
+    """``device``, or where the extractor's first parameter lives (CPU for weight-free ones)."""
+    if device is None:
+        device = next(iter(extractor.parameters()), torch.empty(0)).device
+    return torch.device(device)
+
+
+@dataclass
+class ExtractedBatch:
+    """One batch: the readable images' grids in input order, and the unreadable ones.
+
+    ``rows[i]`` is the row of ``names[i]`` in ``content`` ``[n, L, C]`` and ``appearance``
+    ``[n, L, D]`` (float16, CPU), or None when it was skipped (``skipped`` holds
+    ``{"path": name, "error": reason}``).
+    """
+
+    names: list[str]
+    rows: list[int | None]
+    content: Tensor
+    appearance: Tensor
+    skipped: list[dict[str, str]]
+
+    @property
+    def kept(self) -> list[str]:
+        """The names of the readable images (one per row)."""
+        return [name for name, row in zip(self.names, self.rows) if row is not None]
+
+
+class ImageFeatureBatcher:
+    """Content and HSV grids of image files, ``batch_size`` images per forward pass.
+
+    Use as a context manager (it holds the decoding threads).
+
+    Args:
+        extractor: the content extractor (its grid is also the HSV grid).
+        hsv_config: the HSV binning.
+        image_size: images are resized to this square size before both extractors.
+        device: where the extractor runs (default: the extractor's device).
+        batch_size: images per forward pass.
+        num_workers: threads decoding images.
+        image_root: folder the names are relative to (None: names are paths).
+        what: how errors call an image (``"gallery image"``, ``"composite"``).
+        remedy: what an error about an unreadable image tells the user to do.
+    """
+
+    def __init__(
+        self,
+        extractor: DenseFeatureExtractor,
+        hsv_config: HsvHistogramConfig,
+        image_size: int,
+        *,
+        device: str | torch.device | None = None,
+        batch_size: int = 16,
+        num_workers: int = 2,
+        image_root: str | Path | None = None,
+        what: str = "gallery image",
+        remedy: str = GALLERY_REMEDY,
+    ) -> None:
+        self.extractor = extractor
+        self.hsv_config = hsv_config
+        self.image_size = image_size
+        self.device = extractor_device(extractor, device)
+        self.batch_size = batch_size
+        self.num_workers = max(1, num_workers)
+        self.root = Path(image_root) if image_root is not None else None
+        self.what, self.remedy = what, remedy
+        self.grid = extractor.grid_size(image_size)
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> ImageFeatureBatcher:
+        self._pool = ThreadPoolExecutor(self.num_workers)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def file(self, name: str) -> Path:
+        """The file of ``name``."""
+        return self.root / name if self.root is not None else Path(name)
+
+    def empty(self) -> tuple[Tensor, Tensor]:
+        """Content ``[0, L, C]`` and appearance ``[0, L, D]`` float16 (no readable image)."""
+        cells = self.grid[0] * self.grid[1]
+        content = torch.zeros(0, cells, self.extractor.feature_dim, dtype=torch.float16)
+        return content, torch.zeros(0, cells, self.hsv_config.dim, dtype=torch.float16)
+
+    def batches(
+        self, names: Sequence[str], unreadable: Unreadable = "raise"
+    ) -> Iterator[ExtractedBatch]:
+        """The batches of ``names`` in order (``unreadable``: see the module docstring)."""
+        if self._pool is None:
+            raise RuntimeError("ImageFeatureBatcher.batches needs `with ImageFeatureBatcher(...)`")
+        for start in range(0, len(names), self.batch_size):
+            yield self._batch(list(names[start : start + self.batch_size]), unreadable)
+
+    def _try_load(self, name: str) -> tuple[Tensor | None, str]:
+        """The image ``[3, S, S]``, or None and the reason it cannot be read."""
+        try:
+            return load_gallery_image(self.file(name), self.image_size), ""
+        except (RaihaDataError, OSError) as error:
+            return None, str(error)
+
+    def _batch(self, names: list[str], unreadable: Unreadable) -> ExtractedBatch:
+        assert self._pool is not None
+        loaded = list(self._pool.map(self._try_load, names))
+        images: list[Tensor] = []
+        rows: list[int | None] = []
+        skipped: list[dict[str, str]] = []
+        for name, (image, error) in zip(names, loaded):
+            if image is not None:
+                rows.append(len(images))
+                images.append(image)
+                continue
+            file = self.file(name)
+            if unreadable == "raise":
+                raise RaihaDataError(f"{self.what} {file} cannot be read ({error}); {self.remedy}")
+            if unreadable == "skip":
+                log.warning("skipping unreadable %s %s: %s", self.what, file, error)
+            rows.append(None)
+            skipped.append({"path": name, "error": error})
+        if images:
+            content, appearance = extract_features(
+                torch.stack(images), self.extractor, self.hsv_config, self.device
+            )  # [n, L, C], [n, L, D]
+        else:
+            content, appearance = self.empty()
+        return ExtractedBatch(names, rows, content, appearance, skipped)
