@@ -195,6 +195,11 @@ class HarmonizationModule(L.LightningModule):
         self.test_results = {
             "composite": self.test_baseline_metrics.compute(),
             "model": self.test_metrics.compute(),
+            # one row per image (sample_index, subset, fg_ratio, scores): per_image.csv
+            "per_image": {
+                "model": self.test_metrics.per_image_rows(),
+                "composite": self.test_baseline_metrics.per_image_rows(),
+            },
         }
         if int(self.test_attention.count) > 0:
             self.test_results["model"] = {**self.test_results["model"], "attention": self.test_attention.compute()}
