@@ -17,7 +17,11 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from raiha.evaluation.image_scoring import parse_resolution
-from raiha.evaluation.prediction_folder import ScoredPredictions, index_predictions, match_predictions
+from raiha.evaluation.prediction_folder import (
+    ScoredPredictions,
+    index_predictions,
+    match_predictions,
+)
 from raiha.evaluation.results_io import MetricsRecord, record_from_rows, report_results
 from raiha.io.errors import RaihaDataError
 from raiha.io.reference_lists import read_reference_list, reference_map

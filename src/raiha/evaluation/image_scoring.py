@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from raiha.metrics.per_image import score_levels
+from raiha.metrics.per_image import score_levels, to_levels
 from raiha.metrics.protocols import BACKGROUNDS, ScoringProtocol
 
 _RESOLUTION = re.compile(r"^(max_side|size)[=:](\d+)$")
@@ -85,6 +85,21 @@ def _levels(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]  # [1, 3, H, W] uint8
 
 
+def tensor_path_levels(image: np.ndarray, protocol: ScoringProtocol) -> torch.Tensor:
+    """Levels ``[1, 3, H, W]`` of a real image or composite as the protocol's codebase sees them.
+
+    Quantising protocols (paper) read images as normalised float32 tensors and truncate them
+    back with ``tensor2im``; for 63 of the 256 uint8 levels the float32 round trip lands just
+    below the integer and comes back one lower. ``raiha.eval`` scores targets that way, so
+    files are scored the same way here. Predictions read from files are taken as they are
+    (already quantised by whoever wrote them); float protocols use the exact levels.
+    """
+    levels = _levels(image)
+    if protocol.quantisation == "float":
+        return levels
+    return to_levels(levels.float() / 127.5 - 1.0, protocol.quantisation)
+
+
 def _paste_real(prediction: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``pred * m + real * (1 - m)`` on levels ``[1, 3, H, W]`` (float64)."""
     weight = mask.double()
@@ -106,19 +121,24 @@ def score_prediction(
 
     Args:
         prediction, real, composite: uint8 ``[H, W, 3]`` of one size; mask: float ``[H, W]`` in [0, 1].
-        background: ``real_after`` pastes the real background before scoring; otherwise as given.
+        background: ``real_after`` pastes the real background before scoring; ``real_before``
+            scores the composite baseline rebuilt as ``comp * (m > 0.5) + real * (m <= 0.5)``
+            (the input the method was given); the prediction is scored as given otherwise.
     """
     if background not in BACKGROUNDS:
         raise ValueError(f"unknown background handling {background!r}; choose one of {list(BACKGROUNDS)}")
     size = target_size(prediction.shape[1], prediction.shape[0], resolution)
-    real_levels = _levels(resize_image(real, size))
+    if composite is not None and background == "real_before":  # the composite the method was given
+        composite = np.where(mask[:, :, None] > 0.5, composite, real)
+    real_levels = tensor_path_levels(resize_image(real, size), protocol)
     mask_tensor = torch.from_numpy(resize_mask(mask, size))[None, None]  # [1, 1, h, w]
     row: dict[str, float] = {}
     candidates = {"": prediction, "composite_": composite}
     for prefix, image in candidates.items():
         if image is None:
             continue
-        levels = _levels(resize_image(image, size))
+        resized = resize_image(image, size)
+        levels = _levels(resized) if not prefix else tensor_path_levels(resized, protocol)
         if background == "real_after":
             levels = _paste_real(levels, real_levels, mask_tensor)
         scores = score_levels(levels, real_levels, mask_tensor, protocol)

@@ -7,7 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from raiha.evaluation.fg_buckets import DEFAULT_EDGES, bucket_results
-from raiha.evaluation.per_image_rows import PER_IMAGE_FILE, summarize_rows, table_rows, write_per_image_csv
+from raiha.evaluation.per_image_rows import (
+    PER_IMAGE_FILE,
+    summarize_rows,
+    table_rows,
+    write_per_image_csv,
+)
 from raiha.evaluation.results_table import improvement_summary, print_results_table, results_rows
 from raiha.io.atomic_io import atomic_write_json
 from raiha.metrics.protocols import PROTOCOL_REGISTRY

@@ -14,7 +14,7 @@ from typing import Any
 import lightning as L
 from omegaconf import DictConfig
 
-from raiha.evaluation.results_io import TEST_RESULTS_FILE, MetricsRecord, build_metrics_record
+from raiha.evaluation.results_io import TEST_RESULTS_FILE, build_metrics_record
 from raiha.evaluation.results_table import aggregate_runs
 
 

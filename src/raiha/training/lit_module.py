@@ -103,6 +103,9 @@ class HarmonizationModule(L.LightningModule):
 
     # ------------------------------------------------------------------ model card
     model_card: dict[str, Any] | None = None  # set by raiha.train (raiha.models.model_card)
+    # the scoring protocol's background handling at test time, set by raiha.eval:
+    # "real_after" scores the output pasted on the real image instead of the composite
+    test_background: str = "composite"
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.model_card is not None:
@@ -169,8 +172,12 @@ class HarmonizationModule(L.LightningModule):
         if use_reference and "reference_match" in batch and attention is not None and attention.weights is not None:
             self.test_attention.update(attention.weights, attention.foreground_cells, batch["reference_match"])
         args = (batch["real"], batch["mask"], batch["subset_idx"], batch["index"])
-        self.test_metrics.update(pasted, *args)
-        self.test_baseline_metrics.update(batch["composite"], *args)
+        scored, baseline = pasted, batch["composite"]
+        if self.test_background == "real_after":  # DiffHarmony's --use_gt_bg: the real background, pasted after
+            scored = paste_foreground(output.image, batch["real"], batch["mask"])
+            baseline = paste_foreground(batch["composite"], batch["real"], batch["mask"])
+        self.test_metrics.update(scored, *args)
+        self.test_baseline_metrics.update(baseline, *args)
         return self._step_outputs(batch, pasted, output, with_map=batch_idx == 0)
 
     def _step_outputs(
