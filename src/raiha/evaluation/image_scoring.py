@@ -70,7 +70,7 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """uint8 ``[H, W, 3]`` -> uint8 ``[h, w, 3]`` (PIL bilinear); unchanged at its own size."""
     if (image.shape[1], image.shape[0]) == size:
         return image
-    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR), dtype=np.uint8)
+    return np.array(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
