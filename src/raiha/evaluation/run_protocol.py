@@ -42,6 +42,10 @@ def run_test_protocol(
             datamodule.set_reference_seed(seed)
         trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, verbose=False)
         results = _test_results(trainer, model)
+        if datamodule.test_set is None:  # tested in spawned processes: the names are read here
+            datamodule.setup("test")
+            if seed is not None:
+                datamodule.set_reference_seed(seed)
         per_seed.append({"seed": seed, **results, "rows": image_rows(results, datamodule.test_set, seed)})
     model_results = aggregate_runs([run["model"] for run in per_seed]) if with_references else per_seed[0]["model"]
     attention = [run["model"]["attention"] for run in per_seed if run["model"].get("attention")]
