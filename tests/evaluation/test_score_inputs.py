@@ -78,6 +78,14 @@ def test_size_resolution_and_protocols_change_the_numbers(tmp_path: Path, world)
     assert squared["resolution"] == "size=4" and squared["all"]["n"] == 2
 
 
+def test_a_raharmony4_list_restricts_the_composites(tmp_path: Path, world) -> None:
+    root, predictions = world
+    line = '{"input": "Sub/composite_images/a2_1_1.png", "mask": "Sub/masks/a2_1.png", "refs": ["Sub/real_images/a1.jpg"]}'
+    (root / "refs.jsonl").write_text(line + "\n")
+    record = _score(tmp_path, root, predictions, "data.reference_list=refs.jsonl", "on_extra=ignore")
+    assert record["all"]["n"] == 1 and record["all"]["mse"] == pytest.approx(16 * 3 * 100 / 144)
+
+
 def test_missing_extra_and_duplicate_predictions_are_listed(tmp_path: Path, world) -> None:
     root, predictions = world
     (predictions / f"{NAMES[0]}.png").rename(tmp_path / "moved.png")
