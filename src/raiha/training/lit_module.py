@@ -34,7 +34,7 @@ class HarmonizationModule(L.LightningModule):
     weight_decay: Adam weight decay.
     lr_constant_epochs: epochs at the full rate before the linear decay.
     min_foreground_area: the loss's minimum foreground area (pixels).
-    protocol: evaluation protocol, "paper" or "is2am".
+    protocol: scoring protocol, one of raiha.metrics.protocols.PROTOCOLS (paper, is2am, pctnet, harmonizer).
     quantize: "floor" (the authors' uint8 cast) or "round", paper protocol only.
     subset_names: subset labels; taken from the datamodule when None.
     reference_probability: chance that a training step uses the reference setting
