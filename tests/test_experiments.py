@@ -30,7 +30,9 @@ NAMING = {"experiment_name", "tags", "logger.wandb.tags"}  # logger.wandb.tags: 
 
 def _compose(overrides: list[str]) -> dict[str, Any]:
     cfg = compose_config("train", overrides, output_dir="/out", data_dir="/data")
-    return OmegaConf.to_container(cfg, resolve=True)
+    composed = OmegaConf.to_container(cfg, resolve=True)
+    composed.pop("command_line_overrides", None)  # the words typed, not the run they compose to
+    return composed
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:

@@ -138,3 +138,15 @@ def test_evaluation_always_uses_the_retrieved_references(world) -> None:
     assert train.candidates(base.records[0].composite) == [AUGMENTED]
     assert test.candidates(base.records[0].composite) == lists[base.records[0].composite]
     assert SOURCE_CODES["retrieved"] == int(test[0]["reference_source"])
+
+
+def test_drawn_reference_names_the_reference_the_item_uses(world) -> None:
+    """per_image.csv names each image's reference without loading it: it must be the one used."""
+    _, base = world
+    dataset = ReferenceDataset(base, reference_lists=_lists(base), seed=3)
+    for epoch in (0, 1):
+        dataset.set_epoch(epoch)
+        for index in range(len(base)):
+            assert dataset.drawn_reference(index) == dataset[index]["reference_path"]
+    no_lists = ReferenceDataset(base, reference_lists={}, use_augmented=False, seed=0)
+    assert no_lists.drawn_reference(0) == no_lists[0]["reference_path"] == ""

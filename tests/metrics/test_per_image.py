@@ -131,7 +131,7 @@ def test_batch_scores_are_per_image() -> None:
 
 def test_unknown_names_and_bad_shapes_raise() -> None:
     pred, target, mask = two_by_two_pair(100.25, 110.25)
-    with pytest.raises(ValueError, match=r"\['paper', 'is2am'\]"):
+    with pytest.raises(ValueError, match=r"\['paper', 'is2am', 'pctnet', 'harmonizer'\]"):
         per_image_scores(pred, target, mask, protocol="hdnet")
     with pytest.raises(ValueError, match=r"\['floor', 'round'\]"):
         per_image_scores(pred, target, mask, quantize="ceil")

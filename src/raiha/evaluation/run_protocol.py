@@ -46,12 +46,17 @@ def run_test_protocol(
         if seed is not None:
             datamodule.set_reference_seed(seed)
         trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, verbose=False)
-        per_seed.append({"seed": seed, **_test_results(trainer, model)})
+        results = _test_results(trainer, model)
+        if datamodule.test_set is None:  # tested in spawned processes: the names are read here
+            datamodule.setup("test")
+            if seed is not None:
+                datamodule.set_reference_seed(seed)
+        per_seed.append({"seed": seed, **results, "rows": image_rows(results, datamodule.test_set, seed)})
     model_results = aggregate_runs([run["model"] for run in per_seed]) if with_references else per_seed[0]["model"]
     attention = [run["model"]["attention"] for run in per_seed if run["model"].get("attention")]
     attention_extra = {"attention": mean_attention(attention)} if attention else {}
     return build_metrics_record(
-        protocol=cfg.model.protocol,
+        protocol=str(model.hparams.get("protocol", cfg.model.protocol)),
         dataset=cfg.data.source,
         model=model_results,
         composite=per_seed[0]["composite"],
@@ -67,7 +72,31 @@ def run_test_protocol(
             **attention_extra,
             **(extra or {}),
         },
+        per_image_rows=[row for run in per_seed for row in run["rows"]],
+        subset_names=list(datamodule.subset_names),
+        fg_ratio_edges=cfg.get("eval", {}).get("fg_ratio_edges") if cfg.get("eval") else None,
     )
+
+
+def image_rows(results: dict[str, Any], dataset: Any, seed: int | None) -> list[dict[str, Any]]:
+    """``per_image.csv`` rows of one test run: the module's per-image rows (model and composite)
+    joined by ``sample_index`` with the dataset's composite names and drawn references."""
+    per_image = results.get("per_image") or {}
+    model_rows, composite_rows = per_image.get("model") or [], per_image.get("composite") or []
+    composite_by_index = {row["sample_index"]: row for row in composite_rows}
+    records = getattr(dataset, "records", None) or dataset.base.records
+    drawn = getattr(dataset, "drawn_reference", None) if seed is not None else None
+    rows = []
+    for row in model_rows:
+        index = int(row["sample_index"])
+        baseline = composite_by_index.get(index, {})
+        rows.append({
+            "name": records[index].composite, "subset": row["subset"], "fg_ratio": row["fg_ratio"],
+            "reference_seed": seed, "reference": drawn(index) if drawn is not None else None,
+            "mse": row["mse"], "psnr": row["psnr"], "fmse": row["fmse"],
+            **{f"composite_{key}": baseline.get(key) for key in ("mse", "psnr", "fmse")},
+        })  # fmt: skip
+    return rows
 
 
 def _test_results(trainer: L.Trainer, model: L.LightningModule) -> dict[str, Any]:

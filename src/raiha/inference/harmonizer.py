@@ -9,7 +9,7 @@
 
 The checkpoint's model card (``raiha.models.model_card``) says which network, at which
 size, with which semantic extractor; nothing else is needed. Predictions are made at the
-model size and carried to the input's full resolution (``raiha.inference.full_resolution``):
+model size and carried to the input's full resolution (``raiha.models.full_resolution``):
 pixels outside the mask stay bit-identical.
 """
 
@@ -26,7 +26,6 @@ import torch
 from torch import Tensor
 
 from raiha.evaluation.drawing import attention_overlay
-from raiha.inference.full_resolution import transfer_to_full_resolution
 from raiha.inference.gallery_search import find_references, open_gallery, resolve_gallery_root
 from raiha.inference.inputs import (
     ImageInput,
@@ -37,6 +36,7 @@ from raiha.inference.inputs import (
 )
 from raiha.io.errors import RaihaDataError
 from raiha.models.checkpoint_io import CheckpointError, load_state_checked, read_checkpoint
+from raiha.models.full_resolution import transfer_to_full_resolution
 from raiha.models.harmonizer_output import paste_foreground
 from raiha.models.layers.fusion import key_attention_map
 from raiha.models.model_card import MODEL_CARD_KEY, check_model_card

@@ -21,6 +21,7 @@ from torchmetrics.utilities import dim_zero_cat
 from raiha.metrics.per_image import check_protocol, per_image_scores
 
 SCORE_NAMES: tuple[str, ...] = ("mse", "psnr", "fmse")
+ROW_COLUMNS: tuple[str, ...] = (*SCORE_NAMES, "fg_ratio")
 
 
 def first_occurrence_indices(keys: Tensor) -> Tensor:
@@ -49,8 +50,8 @@ class HarmonizationMetrics(Metric):
 
     Args:
         subset_names: names of the subsets, indexed by ``subset_idx`` in :meth:`update`.
-        protocol: "paper" or "is2am" (see :mod:`raiha.metrics.per_image`).
-        quantize: "floor" or "round" (paper protocol only).
+        protocol: a protocol name of :data:`raiha.metrics.protocols.PROTOCOLS`.
+        quantize: "floor" or "round" (quantising protocols only).
     """
 
     is_differentiable = False
@@ -62,6 +63,7 @@ class HarmonizationMetrics(Metric):
     mse: list[Tensor]
     psnr: list[Tensor]
     fmse: list[Tensor]
+    fg_ratio: list[Tensor]
 
     def __init__(
         self,
@@ -82,7 +84,7 @@ class HarmonizationMetrics(Metric):
         self.subset_names = tuple(str(name) for name in subset_names)
         self.protocol = protocol
         self.quantize = quantize
-        for state_name in ("sample_index", "subset_idx", *SCORE_NAMES):
+        for state_name in ("sample_index", "subset_idx", *ROW_COLUMNS):
             self.add_state(state_name, default=[], dist_reduce_fx="cat")
 
     def update(
@@ -118,8 +120,8 @@ class HarmonizationMetrics(Metric):
         scores = per_image_scores(pred, target, mask, self.protocol, self.quantize)
         self.sample_index.append(sample_index)
         self.subset_idx.append(subset_idx)
-        for score_name in SCORE_NAMES:
-            getattr(self, score_name).append(scores[score_name].double())
+        for column in ROW_COLUMNS:
+            getattr(self, column).append(scores[column].double())
 
     def _deduplicated_rows(self) -> dict[str, Tensor]:
         """All rows as ``[N]`` tensors, one per distinct sample_index (the first kept)."""
@@ -132,7 +134,7 @@ class HarmonizationMetrics(Metric):
             )
         columns = {
             name: dim_zero_cat(getattr(self, name))
-            for name in ("sample_index", "subset_idx", *SCORE_NAMES)
+            for name in ("sample_index", "subset_idx", *ROW_COLUMNS)
         }  # each [N]
         keep = first_occurrence_indices(columns["sample_index"])  # [U]
         return {name: column[keep] for name, column in columns.items()}  # each [U]
@@ -160,7 +162,7 @@ class HarmonizationMetrics(Metric):
     def per_image_rows(self) -> list[dict[str, Any]]:
         """Deduplicated per-image rows (synced across ranks when distributed), in arrival order.
 
-        Each row: ``{"sample_index", "subset", "subset_idx", "mse", "psnr", "fmse"}``.
+        Each row: ``{"sample_index", "subset", "subset_idx", "mse", "psnr", "fmse", "fg_ratio"}``.
         """
         with self.sync_context(dist_sync_fn=self.dist_sync_fn, should_sync=self._to_sync):
             rows = self._deduplicated_rows()
@@ -170,10 +172,10 @@ class HarmonizationMetrics(Metric):
                 "sample_index": int(columns["sample_index"][row]),
                 "subset": self.subset_names[int(columns["subset_idx"][row])],
                 "subset_idx": int(columns["subset_idx"][row]),
-                **{score_name: float(columns[score_name][row]) for score_name in SCORE_NAMES},
+                **{column: float(columns[column][row]) for column in ROW_COLUMNS},
             }
             for row in range(len(columns["sample_index"]))
         ]
 
 
-__all__ = ["SCORE_NAMES", "HarmonizationMetrics", "first_occurrence_indices"]
+__all__ = ["ROW_COLUMNS", "SCORE_NAMES", "HarmonizationMetrics", "first_occurrence_indices"]

@@ -15,6 +15,8 @@ strings and numbers, so ``torch.load(weights_only=True)`` reads it)::
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -57,6 +59,46 @@ def build_model_card(cfg: DictConfig) -> dict[str, Any]:
         "data_source": cfg.data.get("source"),
         "config": config,
     }
+
+
+def explicit_keys(overrides: Sequence[str], prefix: str) -> list[str]:
+    """Dotted keys below ``prefix`` set by command-line ``overrides`` (``model.net.base_width=32``,
+    ``++model.net.x=1``): ``["base_width", "x"]`` for prefix ``"model.net."``."""
+    keys = []
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key.startswith(prefix) and "=" in override:
+            keys.append(key[len(prefix):])
+    return keys
+
+
+def _get_dotted(tree: dict[str, Any], dotted: str) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def net_from_card(
+    card_net: dict[str, Any], config_net: dict[str, Any], explicit: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The network config to build: the card's, with every ``explicit`` (dotted) key taken from
+    ``config_net`` (what the user typed wins). Returns ``(net, {key: value} of those overrides)``."""
+    net = copy.deepcopy(card_net)
+    applied = {}
+    for key in explicit:
+        value = _get_dotted(config_net, key)
+        _set_dotted(net, key, value)
+        applied[key] = value
+    return net, applied
 
 
 def check_model_card(card: Any, source: str) -> dict[str, Any]:

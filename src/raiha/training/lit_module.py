@@ -34,7 +34,7 @@ class HarmonizationModule(L.LightningModule):
     weight_decay: Adam weight decay.
     lr_constant_epochs: epochs at the full rate before the linear decay.
     min_foreground_area: the loss's minimum foreground area (pixels).
-    protocol: evaluation protocol, "paper" or "is2am".
+    protocol: scoring protocol, one of raiha.metrics.protocols.PROTOCOLS (paper, is2am, pctnet, harmonizer).
     quantize: "floor" (the authors' uint8 cast) or "round", paper protocol only.
     subset_names: subset labels; taken from the datamodule when None.
     reference_probability: chance that a training step uses the reference setting
@@ -103,6 +103,9 @@ class HarmonizationModule(L.LightningModule):
 
     # ------------------------------------------------------------------ model card
     model_card: dict[str, Any] | None = None  # set by raiha.train (raiha.models.model_card)
+    # the scoring protocol's background handling at test time, set by raiha.eval:
+    # "real_after" scores the output pasted on the real image instead of the composite
+    test_background: str = "composite"
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.model_card is not None:
@@ -169,8 +172,12 @@ class HarmonizationModule(L.LightningModule):
         if use_reference and "reference_match" in batch and attention is not None and attention.weights is not None:
             self.test_attention.update(attention.weights, attention.foreground_cells, batch["reference_match"])
         args = (batch["real"], batch["mask"], batch["subset_idx"], batch["index"])
-        self.test_metrics.update(pasted, *args)
-        self.test_baseline_metrics.update(batch["composite"], *args)
+        scored, baseline = pasted, batch["composite"]
+        if self.test_background == "real_after":  # DiffHarmony's --use_gt_bg: the real background, pasted after
+            scored = paste_foreground(output.image, batch["real"], batch["mask"])
+            baseline = paste_foreground(batch["composite"], batch["real"], batch["mask"])
+        self.test_metrics.update(scored, *args)
+        self.test_baseline_metrics.update(baseline, *args)
         return self._step_outputs(batch, pasted, output, with_map=batch_idx == 0)
 
     def _step_outputs(
@@ -195,6 +202,11 @@ class HarmonizationModule(L.LightningModule):
         self.test_results = {
             "composite": self.test_baseline_metrics.compute(),
             "model": self.test_metrics.compute(),
+            # one row per image (sample_index, subset, fg_ratio, scores): per_image.csv
+            "per_image": {
+                "model": self.test_metrics.per_image_rows(),
+                "composite": self.test_baseline_metrics.per_image_rows(),
+            },
         }
         if int(self.test_attention.count) > 0:
             self.test_results["model"] = {**self.test_results["model"], "attention": self.test_attention.compute()}

@@ -29,5 +29,6 @@ def compose_run_config(
         cfg.paths.log_dir = str(output_dir / "logs")
         hydra_settings = cfg.pop("hydra")  # resolved by Hydra's launcher, not by raiha
         cfg.hydra_job_chdir = bool(hydra_settings.job.chdir)
+        cfg.command_line_overrides = list(overrides)  # raiha.eval: which model.* keys the user set
     GlobalHydra.instance().clear()
     return cfg

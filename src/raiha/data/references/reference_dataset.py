@@ -84,6 +84,15 @@ class ReferenceDataset(Dataset[dict[str, Any]]):
         found = list(self.reference_lists.get(composite_path, [])) if self.use_retrieved else []
         return found + [AUGMENTED] if self.use_augmented else found
 
+    def drawn_reference(self, index: int) -> str:
+        """The reference path ``self[index]`` uses ("" when there is none), without loading images."""
+        choices = self.candidates(self.base.records[index].composite)
+        if not choices:
+            return ""
+        generator = sample_generator(self.seed, self.epoch, index)
+        chosen = choices[int(torch.randint(len(choices), (), generator=generator))]
+        return self.base.records[index].real if chosen == AUGMENTED else chosen
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.base[index]
         size = item["composite"].shape[-1]
