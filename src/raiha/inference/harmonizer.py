@@ -37,6 +37,7 @@ from raiha.inference.inputs import (
 )
 from raiha.io.errors import RaihaDataError
 from raiha.models.checkpoint_io import CheckpointError, load_state_checked, read_checkpoint
+from raiha.models.compile_options import strip_compile_prefix
 from raiha.models.harmonizer_output import paste_foreground
 from raiha.models.layers.fusion import key_attention_map
 from raiha.models.model_card import MODEL_CARD_KEY, check_model_card
@@ -147,6 +148,7 @@ class Harmonizer:
         state = payload.get("state_dict")
         if not isinstance(state, dict):
             raise CheckpointError(f"checkpoint {path} has no 'state_dict'")
+        state = strip_compile_prefix(state)  # checkpoints of hand-compiled networks too
         load_state_checked(net, {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}, path)
         feature_extractor = None
         if card.get("semantic"):
