@@ -10,11 +10,13 @@ on one H200), and prints ONE JSON summary line at the end (also written to
 2. ``train_step``: ``benchmarks/train_step.py --device cuda`` (authors fp32 / bf16 vs raiha
    cached, bf16, compiled), batch 48 at 256 px;
 3. ``retrieval``: ``benchmarks/retrieval.py --device cuda`` (index built on the GPU);
-4. ``raiha_synthetic``: ``python -m raiha.train +experiment=raiha_synthetic trainer=gpu``
-   (the whole Table III row; its hard fMSE is the precision figure of experiments/precision.md);
-5. ``raiha``: the real-data experiment ``+experiment=raiha trainer=gpu`` on a small 256 px
+4. ``raiha``: the real-data experiment ``+experiment=raiha trainer=gpu`` on a small 256 px
    synthetic world in the iHarmony4 layout, DVT extractor with fixed random weights
-   (nothing downloads), one epoch.
+   (nothing downloads), one epoch;
+5. ``raiha_synthetic``: ``python -m raiha.train +experiment=raiha_synthetic trainer=gpu``
+   (the whole Table III row; its hard fMSE is the precision figure of experiments/precision.md).
+Each step is capped (``STEP_CAP_S``) and gets at most what is left of ``--budget-s``; a step
+that runs out is reported with ``"returncode": "timeout"``.
 
 Without a CUDA device it runs step 1, says "no CUDA device" and exits with code 0.
 Works from a source checkout: ``PYTHONPATH=src python benchmarks/gpu_check.py`` (add a
@@ -30,6 +32,7 @@ import importlib
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -48,7 +51,9 @@ PACKAGES = (
     "numpy",
     "PIL",
 )
-STEPS = ("train_step", "retrieval", "raiha_synthetic", "raiha")
+# in this order; each step gets at most its cap and what is left of the budget
+STEPS = ("train_step", "retrieval", "raiha", "raiha_synthetic")
+STEP_CAP_S = {"train_step": 200, "retrieval": 60, "raiha": 150, "raiha_synthetic": 470}
 GPU_RUNS = {
     "raiha_synthetic": ["+experiment=raiha_synthetic", "trainer=gpu"],
     "raiha": ["+experiment=raiha", "trainer=gpu"],
@@ -118,18 +123,22 @@ def run_step(name: str, command: list[str], out: Path, timeout: float) -> dict:
     """Run one step; its output goes to ``OUT/<name>.log``, its last JSON line into the summary."""
     start = time.perf_counter()
     log_path = out / f"{name}.log"
+    # its own process group: a timeout ends the step's children too (benchmark variants, loader workers)
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        start_new_session=True,
+    )
     try:
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=max(1.0, timeout),
-            cwd=REPO,
-            check=False,
-        )
-        code, stdout, stderr = done.returncode, done.stdout, done.stderr
-    except subprocess.TimeoutExpired as error:
-        code, stdout, stderr = "timeout", _text(error.stdout), _text(error.stderr)
+        stdout, stderr = process.communicate(timeout=max(1.0, timeout))
+        code = process.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        code = "timeout"
     log_path.write_text(
         f"$ {' '.join(command)}\n{stdout}\n--- stderr ---\n{stderr}", encoding="utf-8"
     )
@@ -150,10 +159,6 @@ def run_step(name: str, command: list[str], out: Path, timeout: float) -> dict:
     return row
 
 
-def _text(value: bytes | str | None) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else (value or "")
-
-
 def _metrics(run_dir: Path) -> dict | None:
     path = run_dir / "metrics.json"
     if not path.is_file():
@@ -169,7 +174,7 @@ def gpu_commands(out: Path) -> dict[str, list[list[str]]]:
     train = [python, "-m", "raiha.train", "logger=csv", f"paths.data_dir={out / 'data'}"]
     world = out / "world256"
     return {
-        "train_step": [[python, "benchmarks/train_step.py", "--device", "cuda", "--steps", "10", "--warmup", "3",
+        "train_step": [[python, "benchmarks/train_step.py", "--device", "cuda", "--steps", "5", "--warmup", "2",
                         "--variants", "authors", "authors+bf16", "cached", "cached+bf16", "cached+bf16+compile"]],
         "retrieval": [[python, "benchmarks/retrieval.py", "--device", "cuda", "--gallery", "1000", "--queries", "20",
                        "--brute-queries", "2"]],
@@ -212,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
                 steps[name] = {"skipped": "--skip"}
                 continue
             for command in commands[name]:
-                steps[name] = run_step(name, command, out, deadline - time.monotonic())
+                steps[name] = run_step(
+                    name, command, out, min(STEP_CAP_S[name], deadline - time.monotonic())
+                )
                 if not steps[name]["ok"]:
                     break
             if name in GPU_RUNS:
