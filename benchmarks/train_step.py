@@ -58,10 +58,14 @@ def _vit_and_denoiser(input_size: int, device: torch.device):
     return vit.to(device), denoiser.to(device)
 
 
-def _recompute_grid(vit, denoiser, images: torch.Tensor, input_size: int, grid: int) -> torch.Tensor:
+def _recompute_grid(
+    vit, denoiser, images: torch.Tensor, input_size: int, grid: int
+) -> torch.Tensor:
     """The authors' way: ViT + denoiser on every step. Returns ``[B, 768, grid, grid]``."""
     with torch.no_grad():
-        resized = torch.nn.functional.interpolate(images, size=(input_size, input_size), mode="bilinear")
+        resized = torch.nn.functional.interpolate(
+            images, size=(input_size, input_size), mode="bilinear"
+        )
         tokens = vit.forward_features(resized)[:, vit.num_prefix_tokens :]  # [B, N, C]
         side = int(tokens.shape[1] ** 0.5)
         tokens = denoiser(tokens.reshape(-1, side, side, SEMANTIC_DIM))  # [B, side, side, C]
@@ -72,7 +76,9 @@ def _recompute_grid(vit, denoiser, images: torch.Tensor, input_size: int, grid: 
 def _feature_store(grid: int):
     """A memory-mapped fp16 store of ``STORE_ROWS`` grids ``[rows, grid*grid, 768]``."""
     store_file = Path(tempfile.mkdtemp()) / "content.npy"
-    store = np.lib.format.open_memmap(store_file, mode="w+", dtype=np.float16, shape=(STORE_ROWS, grid * grid, SEMANTIC_DIM))
+    store = np.lib.format.open_memmap(
+        store_file, mode="w+", dtype=np.float16, shape=(STORE_ROWS, grid * grid, SEMANTIC_DIM)
+    )
     store[:] = np.random.default_rng(0).standard_normal(store.shape).astype(np.float16)
     store.flush()
     return np.load(store_file, mmap_mode="r")
@@ -83,14 +89,21 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _batch(size: int, batch: int, device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:
+def _batch(
+    size: int, batch: int, device: torch.device, channels_last: bool
+) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
-    tensors = {name: torch.rand(batch, 3, size, size, generator=generator) * 2 - 1 for name in ("composite", "reference", "real")}
+    tensors = {
+        name: torch.rand(batch, 3, size, size, generator=generator) * 2 - 1
+        for name in ("composite", "reference", "real")
+    }
     mask = torch.zeros(batch, 1, size, size)
     mask[:, :, size // 4 : size // 2, size // 4 : size // 2] = 1
     tensors["mask"] = mask
     format_ = torch.channels_last if channels_last else torch.contiguous_format
-    return {name: value.to(device).contiguous(memory_format=format_) for name, value in tensors.items()}
+    return {
+        name: value.to(device).contiguous(memory_format=format_) for name, value in tensors.items()
+    }
 
 
 def run_variant(variant: str, args: argparse.Namespace) -> dict:
@@ -104,7 +117,9 @@ def run_variant(variant: str, args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     torch.manual_seed(0)
     size, batch_size, grid = args.size, args.batch, args.size // 8
-    net = create_harmonizer("rhnet", base_width=args.width, semantic_channels=SEMANTIC_DIM, attention="sgf").to(device)
+    net = create_harmonizer(
+        "rhnet", base_width=args.width, semantic_channels=SEMANTIC_DIM, attention="sgf"
+    ).to(device)
     set_fused_kernels(net, not variant.startswith(("authors", "cached_unfused")))
     channels_last = "channels_last" in variant
     if channels_last:
@@ -112,7 +127,9 @@ def run_variant(variant: str, args: argparse.Namespace) -> dict:
     if "compile" in variant:
         net.compile()  # in place, as model.compile does
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if "bf16" in variant else nullcontext()
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16) if "bf16" in variant else nullcontext()
+    )
     batch = _batch(size, batch_size, device, channels_last)
     authors = variant.startswith("authors")
     vit, denoiser = _vit_and_denoiser(448, device) if authors else (None, None)
@@ -127,7 +144,9 @@ def run_variant(variant: str, args: argparse.Namespace) -> dict:
         cells = torch.from_numpy(np.ascontiguousarray(store[rows]))  # [2B, grid*grid, C] fp16
         if device.type == "cuda":
             cells = cells.pin_memory().to(device, non_blocking=True)
-        cells = cells.float().transpose(1, 2).reshape(2 * batch_size, SEMANTIC_DIM, grid, grid)  # [2B, C, g, g]
+        cells = (
+            cells.float().transpose(1, 2).reshape(2 * batch_size, SEMANTIC_DIM, grid, grid)
+        )  # [2B, C, g, g]
         return cells[:batch_size], cells[batch_size:]
 
     def step(index: int) -> None:
@@ -169,7 +188,9 @@ def _in_subprocess(variant: str, args: argparse.Namespace, size: int, width: int
     command = [sys.executable, __file__, "--one", variant, "--device", args.device, "--size", str(size),
                "--batch", str(args.batch), "--width", str(width), "--steps", str(args.steps),
                "--warmup", str(args.warmup)]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy(), check=False)
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=os.environ.copy(), check=False
+    )
     if result.returncode != 0:
         return {"variant": variant, "error": result.stderr.strip()[-1500:]}
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -182,7 +203,9 @@ def measure(args: argparse.Namespace, variants: list[str], size: int, width: int
         rate = rows.get(baseline, {}).get("images_per_s")
         for row in rows.values():
             if rate and "images_per_s" in row:
-                row[f"speedup_vs_{baseline.replace('+', '_')}"] = round(row["images_per_s"] / rate, 2)
+                row[f"speedup_vs_{baseline.replace('+', '_')}"] = round(
+                    row["images_per_s"] / rate, 2
+                )
     return {"size": f"{size}x{size} (+ reference: {size}x{2 * size})", "batch": args.batch, "base_width": width,
             "variants": rows}  # fmt: skip
 
@@ -195,7 +218,11 @@ def _chosen_variants(args: argparse.Namespace) -> tuple[list[str], dict[str, str
     requested = list(args.variants or VARIANTS)
     skipped = {}
     if not native and not args.force_bf16:
-        skipped = {name: f"bf16 not native: {reason} (--force-bf16 runs it)" for name in requested if "bf16" in name}
+        skipped = {
+            name: f"bf16 not native: {reason} (--force-bf16 runs it)"
+            for name in requested
+            if "bf16" in name
+        }
     variants = [name for name in requested if name not in skipped]
     return variants, skipped, {"bf16_native": native, "reason": reason,
                                "chosen_precision": "bf16-mixed" if native else "32-true"}  # fmt: skip
@@ -203,15 +230,30 @@ def _chosen_variants(args: argparse.Namespace) -> tuple[list[str], dict[str, str
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
+    parser.add_argument(
+        "--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda")
+    )
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=None, help="default: 48 on cuda (the paper's), 4 on cpu")
+    parser.add_argument(
+        "--batch", type=int, default=None, help="default: 48 on cuda (the paper's), 4 on cpu"
+    )
     parser.add_argument("--width", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 20 on cuda, 2 on cpu)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed steps (default: 3 on cuda, 1 on cpu)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="timed steps (default: 20 on cuda, 2 on cpu)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=None, help="untimed steps (default: 3 on cuda, 1 on cpu)"
+    )
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=None)
-    parser.add_argument("--force-bf16", action="store_true", help="run bf16 variants without native bf16")
-    parser.add_argument("--quick-size", type=int, default=None, help="also at this size (default: 64 on cpu, none on cuda)")
+    parser.add_argument(
+        "--force-bf16", action="store_true", help="run bf16 variants without native bf16"
+    )
+    parser.add_argument(
+        "--quick-size",
+        type=int,
+        default=None,
+        help="also at this size (default: 64 on cpu, none on cuda)",
+    )
     parser.add_argument("--quick-width", type=int, default=8)
     parser.add_argument("--one", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -48,6 +48,7 @@ def _loss(module: HarmonizationModule, batch: dict[str, torch.Tensor]) -> torch.
 
 def test_compile_choice_auto_means_cuda_only() -> None:
     assert should_compile("auto", "cuda") and not should_compile("auto", "cpu")
+    assert not should_compile("auto", "cuda", fitting=False) and should_compile(True, "cuda", fitting=False)
     assert should_compile(True, "cpu") and should_compile("true", "cpu")
     assert not should_compile(False, "cuda") and not should_compile("False", "cuda")
     with pytest.raises(ValueError, match="true, false or auto"):

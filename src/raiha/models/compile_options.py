@@ -51,7 +51,11 @@ def _parse_choice(compile: Any) -> Any:
     return compile
 
 
-def should_compile(compile: Any, device_type: str) -> bool:
-    """Whether to compile on ``device_type`` ("cuda", "cpu", ...): "auto" compiles on CUDA only."""
+def should_compile(compile: Any, device_type: str, *, fitting: bool = True) -> bool:
+    """Whether to compile on ``device_type`` ("cuda", "cpu", ...).
+
+    "auto" compiles when fitting on CUDA only: on the CPU inductor's C++ compile costs more
+    than short runs gain, and a one-pass evaluation does not repay the compile time.
+    """
     choice = _parse_choice(compile)
-    return device_type == "cuda" if choice == "auto" else bool(choice)
+    return (device_type == "cuda" and fitting) if choice == "auto" else bool(choice)

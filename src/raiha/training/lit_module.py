@@ -12,6 +12,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
 
 from raiha.evaluation.attention_accuracy import AttentionOnMatch
@@ -46,9 +47,9 @@ class HarmonizationModule(L.LightningModule):
     fused_kernels: fused RAIN and training attention (same results, faster).
     channels_last: channels-last memory format for the network.
     compile: ``torch.compile`` the network in place (``nn.Module.compile``: the state
-        dict keeps its plain key names): True, False or "auto" (when the trainer runs
-        on a CUDA device; off on the CPU, where inductor's C++ compile costs more than
-        it gains on short runs).
+        dict keeps its plain key names): True, False or "auto" (when the trainer fits on
+        a CUDA device; off on the CPU, where inductor's C++ compile costs more than it
+        gains on short runs, and for evaluation alone).
     compile_mode: ``torch.compile``'s mode ("default", "reduce-overhead", "max-autotune", ...).
     """
 
@@ -101,7 +102,8 @@ class HarmonizationModule(L.LightningModule):
     def configure_model(self) -> None:
         """Compile the network in place once the trainer's device is known (``model.compile``)."""
         device_type = self.trainer.strategy.root_device.type if self._trainer else "cpu"
-        if self._net_compiled or not should_compile(self.hparams.get("compile", False), device_type):
+        fitting = self._trainer is None or self.trainer.state.fn == TrainerFn.FITTING
+        if self._net_compiled or not should_compile(self.hparams.get("compile", False), device_type, fitting=fitting):
             return
         self.net.compile(mode=self.hparams.get("compile_mode") or "default")
         self._net_compiled = True
