@@ -1,15 +1,21 @@
-"""Is data loading the bottleneck? Loader images/s against the training step's images/s.
+"""Does the loader keep up with the training step? Loader images/s against the step's images/s.
 
 Prints ONE JSON line. On a generated synthetic world at ``--size`` px (JPEG files in the
-iHarmony4 layout, decoded and resized like a real copy), it measures:
-- the train loader alone, for each ``--workers`` setting, with and without the decoded and
-  resized cache (``data.resize_cache``), pinned memory and persistent workers as configured;
-- the training step alone (forward, backward, Adam) of ``--model`` on batches already in
-  memory;
-and reports ``loader_over_step`` per setting: above 1 the loader keeps up with training.
+iHarmony4 layout, decoded and resized like a real copy), in the full reference setting
+by default (``+experiment=raiha_synthetic``: every sample reads a composite, its real image,
+a reference and the semantic grids of both from the feature store, stored compressed as
+``--compression`` says; augmented references crop the cached grid), it measures:
+- the train loader alone for each ``--workers`` count, with the decoded-and-resized cache
+  (``data.resize_cache``; also without it at the first count), pinned memory on CUDA and
+  persistent workers; ``images_per_s_per_worker`` is the rate over max(1, workers);
+- the training step alone (forward, backward, Adam) of the experiment's model on batches
+  already on ``--device`` (``--compile``: ``torch.compile`` it, compile time excluded),
+  or ``--step-images-per-s`` when given (e.g. 549: rhnet w32, bf16, compiled, on one H200);
+and reports ``loader_over_step`` per setting (the goal: >= 1.5 with 8-16 workers).
 
-Usage: python benchmarks/dataloader.py [--size 256] [--batches 20] [--batch-size 16]
-       [--workers 0 2] [--model unet] [--width 16]
+Usage: python benchmarks/dataloader.py [--device cuda] [--size 256] [--batch-size 48]
+       [--workers 0 4 8 12 16] [--no-references] [--compression pca_int8] [--compile]
+       [--step-images-per-s 549] [--scenes 200] [--batches 20]
 """
 
 from __future__ import annotations
@@ -29,15 +35,22 @@ from raiha.models.harmonizer_output import paste_foreground
 from raiha.training.loss import foreground_normalized_mse
 from raiha.utils.compose import compose_run_config
 
+REFERENCE_SETTING = ["+experiment=raiha_synthetic"]
+
 
 def _datamodule(folder: Path, args: argparse.Namespace, workers: int, cache: bool):
     overrides = [
+        *(REFERENCE_SETTING if args.references else []),
         f"data.image_size={args.size}", f"data.batch_size={args.batch_size}", f"data.num_workers={workers}",
-        f"data.persistent_workers={workers > 0}", f"data.pin_memory={torch.cuda.is_available()}",
+        f"data.persistent_workers={workers > 0}", f"data.pin_memory={args.device == 'cuda'}",
         f"data.resize_cache={cache}", f"data.synthetic.num_train={args.scenes}", "data.synthetic.num_test=16",
-        "data.val_size=16", f"model.net.name={args.model}", f"model.net.base_width={args.width}",
+        "data.val_size=16", f"model.net.base_width={args.width}",
     ]  # fmt: skip
-    cfg = compose_run_config("train", overrides, output_dir=folder / "run", data_dir=folder / "data")
+    if args.references:
+        overrides.append(f"data.references.retrieval.compression={args.compression}")
+    cfg = compose_run_config(
+        "train", overrides, output_dir=folder / "run", data_dir=folder / "data"
+    )
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
@@ -59,48 +72,112 @@ def _loader_rate(datamodule, batches: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def _step_rate(cfg, datamodule, batches: int) -> float:
-    module = hydra.utils.instantiate(cfg.model)
+def _step_rate(cfg, datamodule, args: argparse.Namespace) -> float:
+    """Images/s of forward + backward + Adam on one batch already on the device."""
+    device = torch.device(args.device)
+    module = hydra.utils.instantiate(cfg.model).to(device)
+    if args.compile:
+        module.net.compile()
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-4)
     batch = next(iter(datamodule.train_dataloader()))
+    batch = {
+        key: value.to(device) if torch.is_tensor(value) else value for key, value in batch.items()
+    }
+    use_reference = "reference" in batch
     module.train()
-    count, start = 0, None
-    for step in range(batches + 1):
-        if step == 1:
-            start = time.perf_counter()  # the first step warms up
-        output = module(batch, use_reference=False)
-        loss = foreground_normalized_mse(paste_foreground(output.image, batch["composite"], batch["mask"]),
-                                         batch["real"], batch["mask"], 100.0)  # fmt: skip
+    steps, warmup = max(3, args.batches // 4), 3 if args.compile or args.device == "cuda" else 1
+    for step in range(warmup + steps):
+        if step == warmup:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+        output = module(batch, use_reference=use_reference)
+        pasted = paste_foreground(output.image, batch["composite"], batch["mask"])
+        loss = foreground_normalized_mse(pasted, batch["real"], batch["mask"], 100.0)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        count += batch["composite"].shape[0] if step else 0
-    return count / (time.perf_counter() - start)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return steps * batch["composite"].shape[0] / (time.perf_counter() - start)
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda")
+    )
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="default: 48 on cuda, 16 on cpu"
+    )
+    parser.add_argument("--scenes", type=int, default=200)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=None,
+        help="default: 0 4 8 12 16 on cuda, 0 2 on cpu",
+    )
+    parser.add_argument(
+        "--no-references", dest="references", action="store_false", help="the non-reference setting"
+    )
+    parser.add_argument(
+        "--compression", default="pca_int8", help="feature store compression of the grids"
+    )
+    parser.add_argument("--width", type=int, default=16, help="the experiment model's base width")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the step's network")
+    parser.add_argument(
+        "--step-images-per-s", type=float, default=None, help="compare with this step rate instead"
+    )
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device here")
+    args.batch_size = args.batch_size or (48 if args.device == "cuda" else 16)
+    args.workers = args.workers or ([0, 4, 8, 12, 16] if args.device == "cuda" else [0, 2])
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--batches", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--scenes", type=int, default=400)
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
-    parser.add_argument("--model", default="unet")
-    parser.add_argument("--width", type=int, default=16)
-    args = parser.parse_args(argv)
-    result = {"benchmark": "dataloader", "image_size": args.size, "batch_size": args.batch_size,
-              "model": f"{args.model} width {args.width}", "torch_threads": torch.get_num_threads(), "loaders": []}  # fmt: skip
+    args = _parse(argv)
+    setting = (
+        "reference (raiha_synthetic: composite, real, reference, 2 semantic grids)"
+        if args.references
+        else "non-reference"
+    )
+    result = {"benchmark": "dataloader", "device": args.device, "image_size": args.size, "batch_size": args.batch_size,
+              "setting": setting, "grid_compression": args.compression if args.references else None,
+              "pin_memory": args.device == "cuda", "torch_threads": torch.get_num_threads(), "loaders": []}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        cfg, datamodule = _datamodule(folder, args, 0, False)
-        step = _step_rate(cfg, datamodule, max(3, args.batches // 4))
+        cfg, datamodule = _datamodule(folder, args, 0, True)
+        result["model"] = f"{cfg.model.net.name} width {args.width}" + (
+            " compiled" if args.compile else ""
+        )
+        if args.step_images_per_s:
+            step, result["step_source"] = args.step_images_per_s, "--step-images-per-s"
+        else:
+            step, result["step_source"] = (
+                _step_rate(cfg, datamodule, args),
+                f"measured on {args.device}",
+            )
         result["train_step_images_per_s"] = round(step, 2)
-        for workers in args.workers:
-            for cache in (False, True):
-                _, datamodule = _datamodule(folder, args, workers, cache)
-                rate = _loader_rate(datamodule, args.batches)
-                result["loaders"].append({"num_workers": workers, "resize_cache": cache,
-                                          "images_per_s": round(rate, 1), "loader_over_step": round(rate / step, 2)})  # fmt: skip
+        settings = [(args.workers[0], False)] + [(workers, True) for workers in args.workers]
+        for workers, cache in settings:
+            _, datamodule = _datamodule(folder, args, workers, cache)
+            rate = _loader_rate(datamodule, args.batches)
+            result["loaders"].append({
+                "num_workers": workers, "resize_cache": cache, "images_per_s": round(rate, 1),
+                "images_per_s_per_worker": round(rate / max(1, workers), 1), "loader_over_step": round(rate / step, 2),
+            })  # fmt: skip
+    many = [
+        row for row in result["loaders"] if 8 <= row["num_workers"] <= 16 and row["resize_cache"]
+    ]
+    if many:
+        result["keeps_up_with_8_to_16_workers"] = (
+            max(row["loader_over_step"] for row in many) >= 1.5
+        )
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print(json.dumps(result))
     return result

@@ -36,6 +36,7 @@ from raiha.inference.inputs import (
 )
 from raiha.io.errors import RaihaDataError
 from raiha.models.checkpoint_io import CheckpointError, load_state_checked, read_checkpoint
+from raiha.models.compile_options import strip_compile_prefix
 from raiha.models.full_resolution import transfer_to_full_resolution
 from raiha.models.harmonizer_output import paste_foreground
 from raiha.models.layers.fusion import key_attention_map
@@ -165,6 +166,7 @@ class Harmonizer:
         state = payload.get("state_dict")
         if not isinstance(state, dict):
             raise CheckpointError(f"checkpoint {path} has no 'state_dict'")
+        state = strip_compile_prefix(state)  # checkpoints of hand-compiled networks too
         load_state_checked(net, {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}, path)
         feature_extractor = None
         if card.get("semantic"):

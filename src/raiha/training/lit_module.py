@@ -12,12 +12,14 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
 
 from raiha.evaluation.attention_accuracy import AttentionOnMatch
 from raiha.evaluation.results_io import TEST_RESULTS_FILE
 from raiha.io.atomic_io import atomic_write_json
 from raiha.metrics.harmonization_metric import HarmonizationMetrics
+from raiha.models.compile_options import should_compile, strip_compile_prefix, unwrap_compiled
 from raiha.models.harmonizer_output import HarmonizerOutput, paste_foreground
 from raiha.models.layers.fusion import key_attention_map
 from raiha.models.reference_input import harmonize
@@ -44,6 +46,11 @@ class HarmonizationModule(L.LightningModule):
         so a resumed run continues the same sequence).
     fused_kernels: fused RAIN and training attention (same results, faster).
     channels_last: channels-last memory format for the network.
+    compile: ``torch.compile`` the network in place (``nn.Module.compile``: the state
+        dict keeps its plain key names): True, False or "auto" (when the trainer fits on
+        a CUDA device; off on the CPU, where inductor's C++ compile costs more than it
+        gains on short runs, and for evaluation alone).
+    compile_mode: ``torch.compile``'s mode ("default", "reduce-overhead", "max-autotune", ...).
     """
 
     def __init__(
@@ -63,8 +70,11 @@ class HarmonizationModule(L.LightningModule):
         mixture_seed: int = 0,
         fused_kernels: bool = True,
         channels_last: bool = False,
+        compile: bool | str = False,
+        compile_mode: str = "default",
     ) -> None:
         super().__init__()
+        net, compile = unwrap_compiled(net, compile)  # a torch.compile'd net: its module, compiled in place
         betas = (float(betas[0]), float(betas[1]))  # plain floats: checkpoints load with weights_only
         subset_names = [str(name) for name in subset_names] if subset_names else None
         self.save_hyperparameters(ignore=["net"], logger=False)
@@ -75,6 +85,7 @@ class HarmonizationModule(L.LightningModule):
         self.test_metrics: HarmonizationMetrics | None = None
         self.test_baseline_metrics: HarmonizationMetrics | None = None
         self.test_results: dict[str, dict[str, Any]] = {}
+        self._net_compiled = False
         if self.subset_names:
             self._build_metrics(self.subset_names)
 
@@ -87,6 +98,15 @@ class HarmonizationModule(L.LightningModule):
             self._build_metrics(self.subset_names)
         if self.subset_names is None:
             raise RuntimeError("HarmonizationModule needs subset_names (from the datamodule or the config)")
+
+    def configure_model(self) -> None:
+        """Compile the network in place once the trainer's device is known (``model.compile``)."""
+        device_type = self.trainer.strategy.root_device.type if self._trainer else "cpu"
+        fitting = self._trainer is None or self.trainer.state.fn == TrainerFn.FITTING
+        if self._net_compiled or not should_compile(self.hparams.get("compile", False), device_type, fitting=fitting):
+            return
+        self.net.compile(mode=self.hparams.get("compile_mode") or "default")
+        self._net_compiled = True
 
     def on_train_epoch_start(self) -> None:
         """New reference draws every epoch (the dataset's draws depend on seed, epoch, index)."""
@@ -108,10 +128,18 @@ class HarmonizationModule(L.LightningModule):
     test_background: str = "composite"
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # plain key names whatever wrapped the network (a hand-made torch.compile adds _orig_mod.)
+        if "state_dict" in checkpoint:
+            checkpoint["state_dict"] = strip_compile_prefix(checkpoint["state_dict"])
         if self.model_card is not None:
             from raiha.models.model_card import MODEL_CARD_KEY
 
             checkpoint[MODEL_CARD_KEY] = self.model_card
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Accept checkpoints of hand-compiled networks (``net._orig_mod.*`` keys)."""
+        if "state_dict" in checkpoint:
+            checkpoint["state_dict"] = strip_compile_prefix(checkpoint["state_dict"])
 
     # ------------------------------------------------------------------ steps
     def forward(self, batch: dict[str, Any], *, use_reference: bool) -> HarmonizerOutput:

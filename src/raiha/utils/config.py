@@ -11,6 +11,8 @@
   environment or in ``~/.netrc``, or ``WANDB_MODE=online``); without a key wandb would
   stop with a UsageError, so raiha logs offline and the run can be synced later.
 - ``${sweep_group:GROUP}``: the W&B group (``GROUP/<sweep folder>`` inside a multirun).
+- ``${auto_precision:DEVICE}``: "bf16-mixed" where DEVICE (cuda | cpu | auto) computes
+  bf16 natively, "32-true" elsewhere (``raiha.utils.precision``; the choice is logged).
 - ``${wandb_run_id:OUTPUT_DIR}``: the W&B run id of the run folder, kept in
   ``OUTPUT_DIR/wandb_run_id``: a resumed run (``ckpt_path=last``) continues the same
   W&B run, a new folder gets a new run.
@@ -25,6 +27,8 @@ import uuid
 from pathlib import Path
 
 from omegaconf import OmegaConf
+
+from raiha.utils.precision import auto_precision
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 PROJECT_ROOT_MARKER = ".project-root"
@@ -118,6 +122,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("sweep_group", sweep_group)
     if not OmegaConf.has_resolver("wandb_run_id"):
         OmegaConf.register_new_resolver("wandb_run_id", wandb_run_id)
+    if not OmegaConf.has_resolver("auto_precision"):
+        OmegaConf.register_new_resolver("auto_precision", lambda device="auto": auto_precision(str(device)))
 
 
 register_resolvers()
