@@ -194,7 +194,11 @@ class BatchedSearcher:
     def prepare(self, queries: Sequence[RetrievalQuery]) -> list[PreparedQuery]:
         """Queries in the gallery's feature space, split and normalised (fp32, on the device)."""
         return [
-            _on(prepare_query(query_for_gallery(q, self.gallery), self.grid_size), self.device, False)
+            _on(
+                prepare_query(query_for_gallery(q, self.gallery), self.grid_size),
+                self.device,
+                False,
+            )
             for q in queries
         ]
 
