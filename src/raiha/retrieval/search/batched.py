@@ -164,6 +164,8 @@ class BatchedSearcher:
         self._resident: tuple[Tensor, Tensor] | None = None
         if self.half:
             self._resident = self._load_resident()
+        # verified: pairs scored again in fp32 (exact precision: pairs whose scores lie
+        # within 2 * HALF_MARGIN of passing, the ones a half-precision pass would verify)
         self.stats = {"queries": 0, "candidates": 0, "verified": 0}
 
     def _load_resident(self) -> tuple[Tensor, Tensor] | None:
@@ -268,7 +270,11 @@ class BatchedSearcher:
         if not parts:
             return torch.empty(0, dtype=torch.long), torch.empty(0), torch.empty(0)
         images, content, illumination = (torch.cat(column) for column in zip(*parts))
-        if not self.half:
+        if not self.half:  # count the pairs a half-precision pass would have verified
+            near = (content >= threshold - 2 * HALF_MARGIN) & (
+                illumination >= low - 2 * HALF_MARGIN
+            )
+            self.stats["verified"] += int(near.sum())
             return images, content, illumination
         passing = images[(content >= threshold) & (illumination >= low)]  # upper bounds pass
         self.stats["verified"] += passing.numel()
