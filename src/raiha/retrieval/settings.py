@@ -27,7 +27,8 @@ from raiha.retrieval.features.hsv_histograms import HsvHistogramConfig
 from raiha.retrieval.search.patch_index import PatchIndexConfig
 from raiha.retrieval.search.rule import RetrievalConfig
 
-SEARCH_METHODS = ("prefilter", "indexed", "brute_force")
+SEARCH_METHODS = ("prefilter", "indexed", "batched", "brute_force")
+SEARCH_DEVICES = ("auto", "cpu", "cuda")
 # The defaults are those of conf/retrieval/synthetic.yaml (the datamodule's "auto" lists
 # and `python -m raiha.retrieve` then share one cache).
 SYNTHETIC_HSV = HsvHistogramConfig(hue_bins=16, saturation_bins=4, value_bins=8)  # conf/retrieval/synthetic.yaml
@@ -53,8 +54,11 @@ class RetrievalSettings:
         illumination_range: ``[lo, hi)`` instead of ``[eps_a, inf)`` (the ablation).
         max_refs: keep at most this many references per composite (None: all valid ones).
         search: ``prefilter`` (gallery content in memory), ``indexed`` (patch index, for
-            large galleries) or ``brute_force``: exact, the same lists
-            (:mod:`raiha.retrieval.list_search`).
+            large galleries), ``batched`` (patch index + many queries at a time on
+            ``search_device``, :mod:`raiha.retrieval.search.batched`) or ``brute_force``:
+            exact, the same lists (:mod:`raiha.retrieval.list_search`).
+        search_device: where the ``batched`` search runs: ``auto`` (cuda when available),
+            ``cpu`` or ``cuda``.
         index: the patch index settings (indexed search).
         compression: how the gallery store keeps features (``fp16``, ``pca_int8[:k]``).
         store_composites: keep the composites' features in stores (needed for SGF grids);
@@ -73,6 +77,7 @@ class RetrievalSettings:
     illumination_range: tuple[float, float] | None = None
     max_refs: int | None = 20
     search: str = "prefilter"
+    search_device: str = "auto"
     index: PatchIndexConfig = SYNTHETIC_INDEX
     compression: str | Mapping[str, Any] | None = "fp16"
     store_composites: bool = True
@@ -87,6 +92,10 @@ class RetrievalSettings:
         if self.search not in SEARCH_METHODS:
             raise ValueError(
                 f"retrieval.search must be one of {SEARCH_METHODS}, got {self.search!r}"
+            )
+        if self.search_device.split(":")[0] not in SEARCH_DEVICES:
+            raise ValueError(
+                f"retrieval.search_device must be one of {SEARCH_DEVICES}, got {self.search_device!r}"
             )
         if self.image_size < 8:
             raise ValueError(f"retrieval.image_size must be >= 8, got {self.image_size}")

@@ -152,6 +152,7 @@ class BatchedSearcher:
         if precision == "auto":
             precision = "half" if self.device.type == "cuda" else "exact"
         self.half = precision == "half"
+        self.query_batch = self.config.query_batch
         self.score_block = self.config.score_block or (128 if self.device.type == "cuda" else 16)
         if index is not None and index.num_images != len(gallery):
             raise ValueError(
