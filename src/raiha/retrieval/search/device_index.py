@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from raiha.retrieval.search.patch_index import ROUNDING_MARGIN, PatchIndex, Postings
+from raiha.retrieval.search.patch_index import ROUNDING_MARGIN, PatchIndex, Postings, joint_rows
 from raiha.retrieval.search.rule import PreparedQuery, RetrievalConfig
 
 BOUND_ELEMENTS = 2**25  # at most this many float64 posting gaps at a time (256 MB)
@@ -66,6 +66,7 @@ class DeviceIndex:
         self.num_images = index.num_images
         self.content = DevicePostings.of(index.content, device)
         self.appearance = DevicePostings.of(index.appearance, device)
+        self.joint = None if index.joint is None else DevicePostings.of(index.joint, device)
 
     def candidates(self, queries: Sequence[PreparedQuery], config: RetrievalConfig) -> Tensor:
         """bool ``[Q, N]``: images that may satisfy the rule for each query (a superset)."""
@@ -75,4 +76,7 @@ class DeviceIndex:
         keep = self.content.upper_bounds([q.fg_content for q in queries], count) >= threshold
         keep &= self.content.upper_bounds([q.bg_content for q in queries], count) >= threshold
         keep &= self.appearance.upper_bounds([q.bg_appearance for q in queries], count) >= low
+        if self.joint is not None:  # one bg patch must meet both (see patch_index)
+            rows = [joint_rows(q.bg_content, q.bg_appearance) for q in queries]
+            keep &= self.joint.upper_bounds(rows, count) >= (threshold + low) / 2
         return keep
