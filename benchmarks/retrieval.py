@@ -344,17 +344,23 @@ def device_brute_force(
     )  # fmt: skip
 
 
-def pair_gflop(args: argparse.Namespace, content_dim: int, fg_cells: int) -> float:
-    """GFLOP of scoring one (query, gallery image) pair: fg and bg content, bg appearance."""
+def pair_gflop(args: argparse.Namespace, content_dim: int, fg_cells: int) -> tuple[float, float]:
+    """GFLOP of scoring one (query, gallery image) pair (fg and bg content, bg appearance),
+    and of its content clause alone (fg content)."""
     patches = args.grid * args.grid
     bg_cells = patches - fg_cells
-    return 2 * patches * (fg_cells * content_dim + bg_cells * (content_dim + args.hsv_dim)) / 1e9
+    content = 2 * patches * fg_cells * content_dim / 1e9
+    return content + 2 * patches * bg_cells * (content_dim + args.hsv_dim) / 1e9, content
 
 
-def gpu_estimate(candidates: float, verified: float, gflop: float) -> dict:
-    """Seconds per query on an H200 from the measured pair counts (an estimate, not measured):
-    fp16 pairs at half the bf16/fp16 dense peak, verified pairs in fp32 at half the fp32 peak."""
-    half_s = candidates * gflop * 1e9 / (H200_HALF_TFLOPS / 2 * 1e12)
+def gpu_estimate(
+    candidates: float, scored: float, verified: float, gflop: float, content_gflop: float
+) -> dict:
+    """Milliseconds on an H200 from the measured pair counts (an estimate, not measured): the
+    content pass over the candidates and the full fp16 scoring at half the fp16 dense peak,
+    verified pairs in fp32 at half the fp32 peak."""
+    half_flop = candidates * content_gflop + scored * gflop
+    half_s = half_flop * 1e9 / (H200_HALF_TFLOPS / 2 * 1e12)
     exact_s = verified * gflop * 1e9 / (H200_FP32_TFLOPS / 2 * 1e12)
     return {
         "estimate": True,
@@ -378,6 +384,7 @@ def fit_full_scale(rows: list[dict], args: argparse.Namespace) -> dict:
     )
     pairs = FULL_QUERIES * FULL_GALLERY * fraction
     verified_share = last["verified_per_query"] / max(1e-9, last["candidates_per_query"])
+    scored_share = last["scored_per_query"] / max(1e-9, last["candidates_per_query"])
     batched_pair_s = last["batched_s_per_query"] / max(1e-9, last["candidates_per_query"])
     brute_pair_s = last["brute_force_s_per_query"] / last["gallery_images"]
     result = {
@@ -387,7 +394,9 @@ def fit_full_scale(rows: list[dict], args: argparse.Namespace) -> dict:
         "brute_force_hours_this_device": round(FULL_QUERIES * FULL_GALLERY * brute_pair_s / 3600, 1),
     }  # fmt: skip
     gflop = last["pair_gflop"]
-    gpu = gpu_estimate(pairs, pairs * verified_share, gflop)
+    gpu = gpu_estimate(
+        pairs, pairs * scored_share, pairs * verified_share, gflop, last["content_pair_gflop"]
+    )
     result["h200_hours_estimate"] = round(gpu["ms_per_query"] / 1000 / 3600, 2)
     result["h200_brute_force_hours_estimate"] = round(
         FULL_QUERIES * FULL_GALLERY * gflop * 1e9 / (H200_HALF_TFLOPS / 2 * 1e12) / 3600, 2
@@ -407,8 +416,9 @@ def run_size(args: argparse.Namespace, size: int, device: torch.device) -> dict:
     queries, plants = make_queries(world, args)
     gallery = WorldGallery(world, plants, args.gallery)
     index_config = PatchIndexConfig(
-        content_clusters=args.content_clusters, appearance_clusters=args.appearance_clusters
-    )
+        content_clusters=args.content_clusters, appearance_clusters=args.appearance_clusters,
+        joint_clusters=args.joint_clusters,
+    )  # fmt: skip
     config = RetrievalConfig(max_refs=args.max_refs)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -426,7 +436,10 @@ def run_size(args: argparse.Namespace, size: int, device: torch.device) -> dict:
         indexed_s = time.perf_counter() - start
         searcher = BatchedSearcher(
             store, index, device=device,
-            config=BatchedSearchConfig(query_batch=args.query_batch, precision=args.precision),
+            config=BatchedSearchConfig(
+                query_batch=args.query_batch, precision=args.precision,
+                content_first=not args.no_content_first,
+            ),
         )  # fmt: skip
         start = time.perf_counter()
         batched = searcher.search_batch(queries, config)
@@ -444,7 +457,7 @@ def run_size(args: argparse.Namespace, size: int, device: torch.device) -> dict:
     count, stats = len(queries), searcher.stats
     batched_q, brute_q = batched_s / count, brute_s / max(1, len(brute))
     fg_cells = max(1, args.grid // 4) ** 2
-    gflop = pair_gflop(args, store.content_dim, fg_cells)
+    gflop, content_gflop = pair_gflop(args, store.content_dim, fg_cells)
     result = {
         "benchmark": "retrieval", "device": str(device), "precision": "half" if searcher.half else "exact",
         "gallery_images": args.gallery, "queries": count, "brute_force_queries": len(brute),
@@ -461,9 +474,11 @@ def run_size(args: argparse.Namespace, size: int, device: torch.device) -> dict:
         "batched_s_per_query": round(batched_q, 4), "brute_force_s_per_query": round(brute_q, 3),
         "candidate_fraction": round(stats["candidates"] / (count * args.gallery), 4),
         "candidates_per_query": round(stats["candidates"] / count, 2),
+        "scored_per_query": round(stats["scored"] / count, 2),
         "verified_per_query": round(stats["verified"] / count, 2),
         "refs_per_query": round(sum(len(r) for r in batched) / count, 2),
         "max_refs": args.max_refs, "pair_gflop": round(gflop, 3),
+        "content_pair_gflop": round(content_gflop, 4),
         "store_bytes_per_image": store.bytes_per_image,
         "store_disk_bytes_per_image": round(disk_bytes / args.gallery),
         "composite_bytes": args.grid * args.grid * (args.dim + args.hsv_dim) * 2,
@@ -482,7 +497,9 @@ def run_size(args: argparse.Namespace, size: int, device: torch.device) -> dict:
     }  # fmt: skip
     if device.type != "cuda":
         candidates = stats["candidates"] / count
-        result["h200_estimate"] = gpu_estimate(candidates, stats["verified"] / count, gflop)
+        result["h200_estimate"] = gpu_estimate(
+            candidates, stats["scored"] / count, stats["verified"] / count, gflop, content_gflop
+        )
     if comparison is not None:
         result["vs_fp16"] = comparison
     return result
@@ -507,6 +524,8 @@ def main() -> None:
     )
     add("--precision", default="auto", help="batched search: auto, exact or half")
     add("--query-batch", type=int, default=32)
+    add("--no-content-first", action="store_true", help="batched: skip the content-clause pass")
+    add("--joint-clusters", type=int, default=0, help="patch index: joint postings (0: none)")
     add("--grid", type=int, default=32)
     add("--dim", type=int, default=768)
     add("--hsv-dim", type=int, default=108)

@@ -136,7 +136,20 @@ def test_index_prunes_and_half_precision_verifies_few() -> None:
     searcher = _searcher(gallery, "half", True)
     searcher.search_batch(queries, RetrievalConfig())
     stats = searcher.stats
-    assert stats["queries"] == 4 and stats["verified"] <= stats["candidates"] < 4 * len(gallery)
+    assert stats["queries"] == 4 and stats["candidates"] < 4 * len(gallery)
+    assert stats["verified"] <= stats["scored"] < stats["candidates"]  # content first prunes
+
+
+@pytest.mark.parametrize("precision", ["exact", "half"])
+def test_scoring_without_the_content_pass_gives_the_same_lists(precision: str) -> None:
+    gallery = _random_gallery(8)
+    queries = [_planted_query(gallery, seed) for seed in range(3)]
+    config = RetrievalConfig(content_threshold=0.5, appearance_threshold=0.6)
+    plain = _searcher(gallery, precision, False, content_first=False)
+    assert plain.search_batch(queries, config) == _searcher(gallery, precision, False).search_batch(
+        queries, config
+    )
+    assert plain.stats["scored"] == 0
 
 
 def test_device_and_config_errors() -> None:
