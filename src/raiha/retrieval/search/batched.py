@@ -86,7 +86,8 @@ class BatchedSearchConfig:
             ``pca_int8``) and the rest only for the images whose content score may reach
             eps_c (the content score plus a margin bounds the fp32 one).
         resident_bytes: keep the gallery's fp16 unit rows on the device when they take at
-            most this many bytes (half precision; otherwise they are read block by block).
+            most this many bytes and half the device's free memory (half precision;
+            otherwise they are read block by block).
     """
 
     query_batch: int = 32
@@ -189,7 +190,10 @@ class BatchedSearcher:
         count = len(self.gallery)
         first_c, first_a = self.gallery.content_rows([0]), self.gallery.appearance_rows([0])
         per_image = 2 * (first_c[0].numel() + first_a[0].numel())
-        if count * per_image > self.config.resident_bytes:
+        budget = self.config.resident_bytes
+        if self.device.type == "cuda":  # leave half the free memory to the scoring buffers
+            budget = min(budget, torch.cuda.mem_get_info(self.device)[0] // 2)
+        if count * per_image > budget:
             return None
         parts: tuple[list[Tensor], list[Tensor]] = ([], [])
         for start in range(0, count, self.config.gallery_block):
