@@ -13,6 +13,9 @@ from raiha.retrieval.search.batched import (
     HALF_MARGIN,
     BatchedSearchConfig,
     BatchedSearcher,
+    _on,
+    _unit_half,
+    half_scores,
     resolve_device,
 )
 from raiha.retrieval.search.patch_index import PatchIndex
@@ -116,9 +119,6 @@ def test_half_scores_bound_the_fp32_scores_within_the_margin() -> None:
     (images, content, illumination) = _searcher(gallery, "exact", False).score_batch(
         prepared, RetrievalConfig(content_threshold=0.2, appearance_threshold=-1.0)
     )[0]
-    searcher.half = True
-    from raiha.retrieval.search.batched import _on, _unit_half, half_scores
-
     bound_c, bound_a = half_scores(
         _on(prepared[0], torch.device("cpu"), True),
         _unit_half(gallery.content[images]),
