@@ -1,8 +1,18 @@
-"""Benchmark: indexed vs brute-force retrieval on a synthetic gallery; prints ONE JSON line.
+"""Benchmark: batched vs indexed vs brute-force retrieval on synthetic galleries; ONE JSON line per size.
 
+    python benchmarks/retrieval.py --galleries 1000,2000 --queries 20 --brute-queries 1 --device cpu
+    python benchmarks/retrieval.py --galleries 2000,5000,10000,20000 --device cuda
     python benchmarks/retrieval.py --gallery 1000 --queries 50 --grid 32 --compare-fp16
-    python benchmarks/retrieval.py --gallery 10000 --grid 32 --brute-queries 2
     python benchmarks/retrieval.py --compression fp16   # uncompressed (default auto: pca_int8)
+
+Per size: queries per second of the batched search
+(:class:`~raiha.retrieval.search.batched.BatchedSearcher`, all queries), of today's
+per-query indexed search (all queries, CPU) and of the brute force on ``--device`` (the
+first ``--brute-queries``), their ratios, ``agreement`` (batched == brute force, must be
+1.0), the candidate fraction, bytes per gallery image / composite and peak memory. The
+last line adds ``full_scale_estimate`` (candidate fraction fitted as a power of the
+gallery size over the measured sizes). Without a GPU, ``h200_estimate`` derives the GPU
+time from the measured candidate counts and the FLOP per pair (labelled an estimate).
 
 The synthetic gallery imitates dense ViT features (documented in the JSON as ``data``):
 ``concepts`` unit prototypes sharing a common direction (weight ``shared``), each image
@@ -33,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from raiha.retrieval.features.query import RetrievalQuery
+from raiha.retrieval.search.batched import BatchedSearchConfig, BatchedSearcher, resolve_device
 from raiha.retrieval.search.patch_index import PatchIndex, PatchIndexConfig, indexed_search
 from raiha.retrieval.search.rule import (
     PreparedQuery,
@@ -41,6 +52,7 @@ from raiha.retrieval.search.rule import (
     brute_force_search,
     prepare_query,
     query_for_gallery,
+    score_images,
     score_indices,
     select_refs,
 )
@@ -49,6 +61,11 @@ from raiha.retrieval.store.feature_store import FeatureStore, FeatureStoreWriter
 from raiha.retrieval.store.gallery import GalleryFeatures
 
 SHARD = 256
+FULL_QUERIES, FULL_GALLERY = 7_404 + 65_742, 65_742  # iHarmony4: test + train composites, gallery
+H200_HALF_TFLOPS, H200_FP32_TFLOPS = (
+    790.0,
+    67.0,
+)  # dense peaks (the issue's figures; fp32 non-tensor)
 
 
 class SyntheticWorld:
@@ -300,10 +317,199 @@ def folder_bytes(folder: Path, pattern: str) -> int:
     return sum(path.stat().st_size for path in folder.glob(pattern))
 
 
+def device_brute_force(
+    query: RetrievalQuery, gallery: GalleryFeatures, config: RetrievalConfig, device: torch.device
+) -> list[RetrievedRef]:
+    """:func:`brute_force_search` with every block scored on ``device`` (the same on CPU)."""
+    prepared = prepare_query(query_for_gallery(query, gallery), gallery.grid_size)
+    if device.type == "cpu":
+        return brute_force_search(query, gallery, config)
+    on_device = PreparedQuery(
+        prepared.fg_content.to(device), prepared.bg_content.to(device),
+        prepared.bg_appearance.to(device), prepared.exclude_paths,
+    )  # fmt: skip
+    content, illumination = [], []
+    for start in range(0, len(gallery), 16):
+        block = list(range(start, min(start + 16, len(gallery))))
+        c, a = score_images(
+            on_device, gallery.content_rows(block).to(device),
+            gallery.appearance_rows(block).to(device), config.eps_c,
+        )  # fmt: skip
+        content.append(c.cpu())
+        illumination.append(a.cpu())
+    indices = torch.arange(len(gallery))
+    return select_refs(
+        indices, torch.cat(content), torch.cat(illumination), gallery.image_paths, config,
+        prepared.exclude_paths,
+    )  # fmt: skip
+
+
+def pair_gflop(args: argparse.Namespace, content_dim: int, fg_cells: int) -> tuple[float, float]:
+    """GFLOP of scoring one (query, gallery image) pair (fg and bg content, bg appearance),
+    and of its content clause alone (fg content)."""
+    patches = args.grid * args.grid
+    bg_cells = patches - fg_cells
+    content = 2 * patches * fg_cells * content_dim / 1e9
+    return content + 2 * patches * bg_cells * (content_dim + args.hsv_dim) / 1e9, content
+
+
+def gpu_estimate(
+    candidates: float, scored: float, verified: float, gflop: float, content_gflop: float
+) -> dict:
+    """Milliseconds on an H200 from the measured pair counts (an estimate, not measured): the
+    content pass over the candidates and the full fp16 scoring at half the fp16 dense peak,
+    verified pairs in fp32 at half the fp32 peak."""
+    half_flop = candidates * content_gflop + scored * gflop
+    half_s = half_flop * 1e9 / (H200_HALF_TFLOPS / 2 * 1e12)
+    exact_s = verified * gflop * 1e9 / (H200_FP32_TFLOPS / 2 * 1e12)
+    return {
+        "estimate": True,
+        "assumes": f"fp16 at {H200_HALF_TFLOPS / 2:g}, fp32 at {H200_FP32_TFLOPS / 2:g} TFLOP/s",
+        "ms_per_query": round(1000 * (half_s + exact_s), 3),
+    }
+
+
+def fit_full_scale(rows: list[dict], args: argparse.Namespace) -> dict:
+    """Candidate fraction ~ a * N^b fitted on the measured sizes (constant with one size),
+    then the full job's (73,146 queries over 65,742 images) time from per-pair costs."""
+    sizes = torch.tensor([float(r["gallery_images"]) for r in rows]).log()
+    fractions = torch.tensor([max(r["candidate_fraction"], 1e-6) for r in rows]).log()
+    slope = 0.0
+    if len(rows) > 1:
+        slope = float(((sizes - sizes.mean()) * (fractions - fractions.mean())).sum()
+                      / ((sizes - sizes.mean()) ** 2).sum())  # fmt: skip
+    last = rows[-1]
+    fraction = min(
+        1.0, last["candidate_fraction"] * (FULL_GALLERY / last["gallery_images"]) ** slope
+    )
+    pairs = FULL_QUERIES * FULL_GALLERY * fraction
+    verified_share = last["verified_per_query"] / max(1e-9, last["candidates_per_query"])
+    scored_share = last["scored_per_query"] / max(1e-9, last["candidates_per_query"])
+    batched_pair_s = last["batched_s_per_query"] / max(1e-9, last["candidates_per_query"])
+    brute_pair_s = last["brute_force_s_per_query"] / last["gallery_images"]
+    result = {
+        "queries": FULL_QUERIES, "gallery_images": FULL_GALLERY,
+        "candidate_fraction_slope": round(slope, 3), "candidate_fraction": round(fraction, 4),
+        "batched_hours_this_device": round(pairs * batched_pair_s / 3600, 1),
+        "brute_force_hours_this_device": round(FULL_QUERIES * FULL_GALLERY * brute_pair_s / 3600, 1),
+    }  # fmt: skip
+    gflop = last["pair_gflop"]
+    gpu = gpu_estimate(
+        pairs, pairs * scored_share, pairs * verified_share, gflop, last["content_pair_gflop"]
+    )
+    result["h200_hours_estimate"] = round(gpu["ms_per_query"] / 1000 / 3600, 2)
+    result["h200_brute_force_hours_estimate"] = round(
+        FULL_QUERIES * FULL_GALLERY * gflop * 1e9 / (H200_HALF_TFLOPS / 2 * 1e12) / 3600, 2
+    )
+    return result
+
+
+def run_size(args: argparse.Namespace, size: int, device: torch.device) -> dict:
+    """Build a ``size``-image store and index, search it every way, return the JSON row."""
+    args = argparse.Namespace(**{**vars(args), "gallery": size})
+    grid = (args.grid, args.grid)
+    compression = resolve_compression(args.compression, grid, args.dim, args.hsv_dim)
+    compression = replace(compression, fit_images=args.fit_images)
+    if args.compressed_dim is not None:
+        compression = replace(compression, content_dim=args.compressed_dim)
+    world = SyntheticWorld(args)
+    queries, plants = make_queries(world, args)
+    gallery = WorldGallery(world, plants, args.gallery)
+    index_config = PatchIndexConfig(
+        content_clusters=args.content_clusters, appearance_clusters=args.appearance_clusters,
+        joint_clusters=args.joint_clusters,
+    )  # fmt: skip
+    config = RetrievalConfig(max_refs=args.max_refs)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    with tempfile.TemporaryDirectory(prefix="raiha-retrieval-bench-") as tmp:
+        start = time.perf_counter()
+        store = build_store(args.store or Path(tmp) / "store", gallery, args, compression)
+        store_s = time.perf_counter() - start
+        disk_bytes = folder_bytes(store.folder, "*_0*.npy")
+        start = time.perf_counter()
+        index = PatchIndex.build(store, index_config, device=device)
+        index_s = time.perf_counter() - start
+
+        start = time.perf_counter()
+        indexed = [indexed_search(query, store, index, config) for query in queries]
+        indexed_s = time.perf_counter() - start
+        searcher = BatchedSearcher(
+            store, index, device=device,
+            config=BatchedSearchConfig(
+                query_batch=args.query_batch, precision=args.precision,
+                content_first=not args.no_content_first,
+            ),
+        )  # fmt: skip
+        start = time.perf_counter()
+        batched = searcher.search_batch(queries, config)
+        batched_s = time.perf_counter() - start
+        start = time.perf_counter()
+        brute = [
+            device_brute_force(query, store, config, device)
+            for query in queries[: args.brute_queries]
+        ]
+        brute_s = time.perf_counter() - start
+        comparison = None
+        if args.compare_fp16 and compression.quantises:
+            comparison = compare_with_fp16(store, index, gallery, index_config, queries)
+
+    count, stats = len(queries), searcher.stats
+    batched_q, brute_q = batched_s / count, brute_s / max(1, len(brute))
+    fg_cells = max(1, args.grid // 4) ** 2
+    gflop, content_gflop = pair_gflop(args, store.content_dim, fg_cells)
+    result = {
+        "benchmark": "retrieval", "device": str(device), "precision": "half" if searcher.half else "exact",
+        "gallery_images": args.gallery, "queries": count, "brute_force_queries": len(brute),
+        "query_batch": args.query_batch, "grid": list(grid), "fg_cells": fg_cells,
+        "content_dim": args.dim, "appearance_dim": args.hsv_dim,
+        "compression": compression.to_dict(), "stored_content_dim": store.content_dim,
+        "batched_queries_per_s": round(1 / batched_q, 3),
+        "indexed_queries_per_s": round(count / indexed_s, 3),
+        "brute_force_queries_per_s": round(1 / brute_q, 4),
+        "batched_vs_brute_force": round(brute_q / batched_q, 1),
+        "batched_vs_indexed": round(indexed_s / batched_s, 2),
+        "agreement": sum(a == b for a, b in zip(batched, brute)) / max(1, len(brute)),
+        "agreement_with_indexed": sum(a == b for a, b in zip(batched, indexed)) / count,
+        "batched_s_per_query": round(batched_q, 4), "brute_force_s_per_query": round(brute_q, 3),
+        "candidate_fraction": round(stats["candidates"] / (count * args.gallery), 4),
+        "candidates_per_query": round(stats["candidates"] / count, 2),
+        "scored_per_query": round(stats["scored"] / count, 2),
+        "verified_per_query": round(stats["verified"] / count, 2),
+        "refs_per_query": round(sum(len(r) for r in batched) / count, 2),
+        "max_refs": args.max_refs, "pair_gflop": round(gflop, 3),
+        "content_pair_gflop": round(content_gflop, 4),
+        "store_bytes_per_image": store.bytes_per_image,
+        "store_disk_bytes_per_image": round(disk_bytes / args.gallery),
+        "composite_bytes": args.grid * args.grid * (args.dim + args.hsv_dim) * 2,
+        "basis_bytes": 0 if store.compressor.basis is None else store.compressor.basis.numel() * 4,
+        "pca_kept_energy": (store.manifest.get("basis") or {}).get("kept_energy"),
+        "index_bytes_per_image": round(index.nbytes / args.gallery),
+        "index_build_s": round(index_s, 1), "store_build_s": round(store_s, 1),
+        "peak_host_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_device_mb": round(torch.cuda.max_memory_allocated(device) / 2**20)
+        if device.type == "cuda" else None,
+        "torch_threads": torch.get_num_threads(),
+        "data": {
+            k: getattr(args, k)
+            for k in ("concepts", "concepts_per_image", "tones", "noise", "shared", "seed")
+        },
+    }  # fmt: skip
+    if device.type != "cuda":
+        candidates = stats["candidates"] / count
+        result["h200_estimate"] = gpu_estimate(
+            candidates, stats["scored"] / count, stats["verified"] / count, gflop, content_gflop
+        )
+    if comparison is not None:
+        result["vs_fp16"] = comparison
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
-    add("--gallery", type=int, default=1000)
+    add("--galleries", default="1000", help="comma-separated gallery sizes, one JSON line each")
+    add("--gallery", type=int, default=None, help="one gallery size (overrides --galleries)")
     add("--queries", type=int, default=50)
     add(
         "--brute-queries",
@@ -311,6 +517,15 @@ def main() -> None:
         default=3,
         help="queries also run by brute force (timed, compared)",
     )
+    add(
+        "--device",
+        default="cpu",
+        help="cpu, cuda or auto: where the batched and brute-force search run",
+    )
+    add("--precision", default="auto", help="batched search: auto, exact or half")
+    add("--query-batch", type=int, default=32)
+    add("--no-content-first", action="store_true", help="batched: skip the content-clause pass")
+    add("--joint-clusters", type=int, default=0, help="patch index: joint postings (0: none)")
     add("--grid", type=int, default=32)
     add("--dim", type=int, default=768)
     add("--hsv-dim", type=int, default=108)
@@ -331,100 +546,14 @@ def main() -> None:
     add("--threads", type=int, default=1, help="torch threads (1: steady timings on shared CPUs)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    grid = (args.grid, args.grid)
-    compression = resolve_compression(args.compression, grid, args.dim, args.hsv_dim)
-    compression = replace(compression, fit_images=args.fit_images)
-    if args.compressed_dim is not None:
-        compression = replace(compression, content_dim=args.compressed_dim)
-
-    world = SyntheticWorld(args)
-    queries, plants = make_queries(world, args)
-    gallery = WorldGallery(world, plants, args.gallery)
-    index_config = PatchIndexConfig(
-        content_clusters=args.content_clusters, appearance_clusters=args.appearance_clusters
-    )
-    config = RetrievalConfig(max_refs=args.max_refs)
-    with tempfile.TemporaryDirectory(prefix="raiha-retrieval-bench-") as tmp:
-        start = time.perf_counter()
-        store = build_store(args.store or Path(tmp) / "store", gallery, args, compression)
-        store_s = time.perf_counter() - start
-        disk_bytes = folder_bytes(store.folder, "*_0*.npy")
-        start = time.perf_counter()
-        index = PatchIndex.build(store, index_config)
-        index_s = time.perf_counter() - start
-
-        indexed, filter_s, candidate_counts = [], 0.0, []
-        start = time.perf_counter()
-        for query in queries:
-            tick = time.perf_counter()
-            prepared = prepare_query(store.compress_query(query))
-            candidate_counts.append(len(index.candidates(prepared, config, store.image_paths)))
-            filter_s += time.perf_counter() - tick
-            indexed.append(indexed_search(query, store, index, config))
-        indexed_s = (
-            time.perf_counter() - start - filter_s
-        )  # candidates were computed twice: count once
-        start = time.perf_counter()
-        brute = [
-            brute_force_search(query, store, config) for query in queries[: args.brute_queries]
-        ]
-        brute_s = time.perf_counter() - start
-        comparison = None
-        if args.compare_fp16 and compression.quantises:
-            comparison = compare_with_fp16(store, index, gallery, index_config, queries)
-
-    count = len(queries)
-    indexed_ms = 1000 * indexed_s / count
-    brute_ms = 1000 * brute_s / max(1, len(brute))
-    verify_ms = max(0.0, indexed_ms - 1000 * filter_s / count)
-    scale = (
-        1024 / world.patches
-    )  # to the paper's 32 x 32 grid: filter ~ query patches, verify ~ patch pairs
-    result = {
-        "benchmark": "retrieval",
-        "gallery_images": args.gallery,
-        "queries": count,
-        "brute_force_queries": len(brute),
-        "grid": [args.grid, args.grid],
-        "content_dim": args.dim,
-        "appearance_dim": args.hsv_dim,
-        "compression": compression.to_dict(),
-        "stored_content_dim": store.content_dim,
-        "indexed_ms_per_query": round(indexed_ms, 2),
-        "indexed_filter_ms_per_query": round(1000 * filter_s / count, 2),
-        "brute_force_ms_per_query": round(brute_ms, 2),
-        "speedup": round(brute_ms / indexed_ms, 1),
-        "agreement": sum(a == b for a, b in zip(indexed, brute)) / max(1, len(brute)),
-        "max_refs": args.max_refs,
-        "candidate_fraction": round(sum(candidate_counts) / (count * args.gallery), 4),
-        "verify_ms_per_candidate": round(verify_ms * count / max(1, sum(candidate_counts)), 3),
-        "brute_force_ms_per_image": round(brute_ms / args.gallery, 3),
-        "refs_per_query": round(sum(len(r) for r in indexed) / count, 2),
-        "store_bytes_per_image": store.bytes_per_image,
-        "store_disk_bytes_per_image": round(disk_bytes / args.gallery),
-        "basis_bytes": 0 if store.compressor.basis is None else store.compressor.basis.numel() * 4,
-        "pca_kept_energy": (store.manifest.get("basis") or {}).get("kept_energy"),
-        "index_bytes_per_image": round(index.nbytes / args.gallery),
-        "index_build_s": round(index_s, 1),
-        "store_build_s": round(store_s, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "torch_threads": torch.get_num_threads(),
-        "data": {
-            k: getattr(args, k)
-            for k in ("concepts", "concepts_per_image", "tones", "noise", "shared", "seed")
-        },
-    }
-    if comparison is not None:
-        result["vs_fp16"] = comparison
-    if world.patches != 1024:
-        brute_32 = brute_ms * scale**2
-        indexed_32 = 1000 * filter_s / count * scale + verify_ms * scale**2
-        result["extrapolated_32x32"] = {
-            "brute_force_ms_per_query": round(brute_32),
-            "indexed_ms_per_query": round(indexed_32),
-            "speedup": round(brute_32 / indexed_32, 1),
-        }
-    print(json.dumps(result))
+    device = resolve_device(args.device)
+    sizes = [args.gallery] if args.gallery else [int(s) for s in args.galleries.split(",")]
+    rows: list[dict] = []
+    for size in sizes:
+        rows.append(run_size(args, size, device))
+        if size == sizes[-1]:
+            rows[-1]["full_scale_estimate"] = fit_full_scale(rows, args)
+        print(json.dumps(rows[-1]), flush=True)
 
 
 if __name__ == "__main__":

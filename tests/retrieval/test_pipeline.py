@@ -245,3 +245,19 @@ def test_weight_free_retrieval_finds_what_the_ground_truth_says(tmp_path: Path) 
         assert result["precision_micro"] >= 0.85, (split, result)
         assert result["recall_micro"] >= 0.75, (split, result)
         assert result["same_illuminant"] >= 0.9, (split, result)
+
+
+def test_batched_search_writes_byte_identical_lists(
+    world: Path, built: tuple, tmp_path: Path
+) -> None:
+    data_dir, outputs = built
+    cache = tmp_path / "cache"
+    shutil.copytree(data_dir, cache)  # the same stores, without the lists
+    shutil.rmtree(cache / outputs.lists_dir.relative_to(data_dir))
+    settings = _settings(search="batched", search_device="cpu")
+    batched = build_reference_lists(world, cache, settings, progress=False)
+    assert batched.summary["splits"] == outputs.summary["splits"]
+    for split, path in outputs.lists.items():
+        assert batched.lists[split].read_bytes() == path.read_bytes()
+    with pytest.raises(ValueError, match="search_device must be one of"):
+        _settings(search="batched", search_device="tpu")

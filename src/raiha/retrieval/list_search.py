@@ -1,10 +1,12 @@
 """Search every composite of a split and turn the results into reference-list entries.
 
-Three exact search paths give the same lists (``RetrievalSettings.search``):
+Four exact search paths give the same lists (``RetrievalSettings.search``):
 
 - ``brute_force``: :func:`raiha.retrieval.search.rule.brute_force_search` (scores every image).
 - ``indexed``: :func:`raiha.retrieval.search.patch_index.indexed_search` (a patch index prunes
   images first; for galleries too large for memory).
+- ``batched``: :class:`raiha.retrieval.search.batched.BatchedSearcher` (the patch index
+  and many queries at a time on ``retrieval.search_device``, e.g. a GPU).
 - ``prefilter`` (:class:`ContentPrefilter`): the gallery's normalised content is held in
   memory and one matrix product per query finds the images whose content score can
   reach ``eps_c``; only those are scored exactly (the illumination clause is the costly
@@ -31,6 +33,7 @@ from raiha.io.split_lists import HarmonizationRecord
 from raiha.retrieval.features.content_features import DenseFeatureExtractor
 from raiha.retrieval.features.grids import mask_to_cells
 from raiha.retrieval.features.query import RetrievalQuery
+from raiha.retrieval.search.batched import BatchedSearcher
 from raiha.retrieval.search.patch_index import PatchIndex, indexed_search
 from raiha.retrieval.search.rule import (
     RetrievalConfig,
@@ -142,6 +145,58 @@ def _query_mask(record: HarmonizationRecord, root: Path, skip_unreadable: bool) 
         return None
 
 
+def _queries(
+    features: Iterator[FeatureItem], grid: tuple[int, int], root: Path, settings: RetrievalSettings
+) -> Iterator[tuple[HarmonizationRecord, RetrievalQuery | None, str | None]]:
+    """Each composite's query, or None and why it has none (``unreadable``, ``degenerate_mask``)."""
+    height, width = grid
+    for record, content, appearance in features:
+        mask = None if content is None else _query_mask(record, root, settings.skip_unreadable)
+        fg_cells = None if mask is None else mask_to_cells(mask, (height, width))  # [h, w]
+        if content is None or appearance is None or fg_cells is None:
+            yield record, None, "unreadable"
+        elif not fg_cells.any() or fg_cells.all():
+            yield record, None, "degenerate_mask"  # no foreground or no background cell
+        else:
+            query = RetrievalQuery(
+                content=content.float().reshape(height, width, -1),  # [h, w, C]
+                appearance=appearance.float().reshape(height, width, -1),  # [h, w, D]
+                fg_cells=fg_cells,
+                exclude_paths=(record.real,),
+            )
+            yield record, query, None
+
+
+def _searched(
+    features: Iterator[FeatureItem],
+    searcher: Any,
+    config: RetrievalConfig,
+    root: Path,
+    settings: RetrievalSettings,
+) -> Iterator[tuple[HarmonizationRecord, list[RetrievedRef], str | None]]:
+    """``(record, refs, empty reason)`` in list order; a searcher with ``search_batch``
+    gets its queries ``query_batch`` at a time."""
+    batch_size = getattr(searcher, "query_batch", 1)
+    pending: list[tuple[HarmonizationRecord, RetrievalQuery | None, str | None]] = []
+
+    def flush() -> Iterator:
+        queries = [query for _, query, _ in pending if query is not None]
+        if batch_size > 1:
+            found = iter(searcher.search_batch(queries, config))
+        else:
+            found = iter([searcher.search(query, config) for query in queries])
+        for record, query, reason in pending:
+            refs = [] if query is None else next(found)
+            yield record, refs, reason or (None if refs else "no_valid_reference")
+        pending.clear()
+
+    for item in _queries(features, searcher.grid_size, root, settings):
+        pending.append(item)
+        if sum(query is not None for _, query, _ in pending) >= batch_size:
+            yield from flush()
+    yield from flush()
+
+
 def search_split(
     split: str,
     features: Iterator[FeatureItem],
@@ -154,10 +209,10 @@ def search_split(
     """Entries in list order and counts: ``composites``, ``empty`` (with reasons), ``refs``.
 
     Args:
-        searcher: ``search(query, config) -> list[RetrievedRef]`` (see :func:`make_searcher`).
+        searcher: ``search(query, config) -> list[RetrievedRef]``, or ``search_batch(queries,
+            config)`` with ``query_batch`` (see :func:`make_searcher`).
     """
     config = settings.retrieval_config()
-    height, width = searcher.grid_size
     entries: list[ReferenceEntry] = []
     counts: dict[str, Any] = {"composites": total, "empty": 0, **dict.fromkeys(EMPTY_REASONS, 0)}
     columns = (
@@ -168,23 +223,7 @@ def search_split(
     )
     with Progress(*columns, disable=not progress) as bar:
         task = bar.add_task(split, total=total)
-        for record, content, appearance in features:
-            refs: list[RetrievedRef] = []
-            mask = None if content is None else _query_mask(record, root, settings.skip_unreadable)
-            fg_cells = None if mask is None else mask_to_cells(mask, (height, width))  # [h, w]
-            if fg_cells is None:
-                reason: str | None = "unreadable"
-            elif not fg_cells.any() or fg_cells.all():
-                reason = "degenerate_mask"  # no foreground or no background cell on the grid
-            else:
-                query = RetrievalQuery(
-                    content=content.float().reshape(height, width, -1),  # [h, w, C]
-                    appearance=appearance.float().reshape(height, width, -1),  # [h, w, D]
-                    fg_cells=fg_cells,
-                    exclude_paths=(record.real,),
-                )
-                refs = searcher.search(query, config)
-                reason = None if refs else "no_valid_reference"
+        for record, refs, reason in _searched(features, searcher, config, root, settings):
             if reason is not None:
                 counts[reason] += 1
                 counts["empty"] += 1
@@ -198,7 +237,7 @@ def search_split(
 
 
 class _Searcher:
-    """``search(query, config)`` by one of the three methods, and the gallery grid."""
+    """``search(query, config)`` by ``prefilter``, ``indexed`` or ``brute_force``, and the gallery grid."""
 
     def __init__(self, gallery: FeatureStore, method: str, index: PatchIndex | None) -> None:
         self.gallery, self.method, self.index = gallery, method, index
@@ -213,8 +252,13 @@ class _Searcher:
         return brute_force_search(query, self.gallery, config)
 
 
-def make_searcher(gallery: FeatureStore, method: str, index: PatchIndex | None = None) -> _Searcher:
-    """A searcher over ``gallery``: ``prefilter``, ``indexed`` (needs ``index``) or ``brute_force``."""
+def make_searcher(
+    gallery: FeatureStore, method: str, index: PatchIndex | None = None, device: str = "auto"
+) -> _Searcher | BatchedSearcher:
+    """A searcher over ``gallery``: ``prefilter``, ``indexed`` (needs ``index``), ``batched``
+    (on ``device``; uses ``index`` when given) or ``brute_force``."""
     if method == "indexed" and index is None:
         raise ValueError("indexed search needs the gallery's patch index")
+    if method == "batched":
+        return BatchedSearcher(gallery, index, device=device)
     return _Searcher(gallery, method, index if method == "indexed" else None)

@@ -151,8 +151,9 @@ def build_reference_lists(
     if cached is not None and not rebuild:
         log.info("reference lists reused from %s", lists_dir)
         return ReferencePipelineOutputs(lists, lists_dir, gallery, composite_stores, cached, True)
-    index = _patch_index(gallery, settings) if settings.search == "indexed" else None
-    searcher = make_searcher(gallery, settings.search, index)
+    indexed = settings.search in ("indexed", "batched")
+    index = _patch_index(gallery, settings) if indexed else None
+    searcher = make_searcher(gallery, settings.search, index, settings.search_device)
     summary: dict[str, Any] = {"key": key, "gallery_images": len(gallery), "splits": {}}
     summary["gallery_skipped"] = gallery.skipped
     for split in splits:

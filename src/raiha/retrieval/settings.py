@@ -30,7 +30,8 @@ from raiha.retrieval.search.rule import RetrievalConfig
 
 log = logging.getLogger(__name__)
 
-SEARCH_METHODS = ("prefilter", "indexed", "brute_force")
+SEARCH_METHODS = ("prefilter", "indexed", "batched", "brute_force")
+SEARCH_DEVICES = ("auto", "cpu", "cuda")
 # The defaults are those of conf/retrieval/synthetic.yaml (the datamodule's "auto" lists
 # and `python -m raiha.retrieve` then share one cache).
 SYNTHETIC_HSV = HsvHistogramConfig(
@@ -64,8 +65,11 @@ class RetrievalSettings:
         eps_a_range: ``[lo, hi)`` instead of ``[eps_a, inf)`` (the ablation).
         max_refs: keep at most this many references per composite (None: all valid ones).
         search: ``prefilter`` (gallery content in memory), ``indexed`` (patch index, for
-            large galleries) or ``brute_force``: exact, the same lists
-            (:mod:`raiha.retrieval.list_search`).
+            large galleries), ``batched`` (patch index + many queries at a time on
+            ``search_device``, :mod:`raiha.retrieval.search.batched`) or ``brute_force``:
+            exact, the same lists (:mod:`raiha.retrieval.list_search`).
+        search_device: where the ``batched`` search runs: ``auto`` (cuda when available),
+            ``cpu`` or ``cuda``.
         index: the patch index settings (indexed search).
         compression: how the gallery store keeps features (``fp16``, ``pca_int8[:k]``).
         composite_compression: how the composite stores keep them (same choices; ``auto``:
@@ -88,6 +92,7 @@ class RetrievalSettings:
     eps_a_range: tuple[float, float] | None = None
     max_refs: int | None = 20
     search: str = "prefilter"
+    search_device: str = "auto"
     index: PatchIndexConfig = SYNTHETIC_INDEX
     compression: str | Mapping[str, Any] | None = "fp16"
     composite_compression: str | Mapping[str, Any] | None = "fp16"
@@ -103,6 +108,10 @@ class RetrievalSettings:
         if self.search not in SEARCH_METHODS:
             raise ValueError(
                 f"retrieval.search must be one of {SEARCH_METHODS}, got {self.search!r}"
+            )
+        if self.search_device.split(":")[0] not in SEARCH_DEVICES:
+            raise ValueError(
+                f"retrieval.search_device must be one of {SEARCH_DEVICES}, got {self.search_device!r}"
             )
         if self.image_size is not None and self.image_size < 8:
             raise ValueError(f"retrieval.image_size must be >= 8, got {self.image_size}")

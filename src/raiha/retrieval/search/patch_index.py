@@ -14,6 +14,14 @@ The three necessary conditions (fg content >= eps_c; bg content >= eps_c; bg app
 (:func:`raiha.retrieval.search.rule.score_indices`), so results equal the brute-force scan.
 Rounding is covered by a margin ``ROUNDING_MARGIN`` on every cosine (over-approximation
 only). How many images are pruned depends on how clustered the features are.
+
+Joint postings (``joint_clusters > 0``) cluster each bg-side patch as one unit vector
+``[c / |c|, a / |a|] / sqrt(2)``: its cosine to a query row built the same way is
+``(cos_c + cos_a) / 2``, so the illumination clause (one pair with ``cos_c >= eps_c`` and
+``cos_a >= lo``) needs a joint cosine ``>= (eps_c + lo) / 2`` on a single patch, a
+necessary condition the two separate clusterings cannot express (they may be met by two
+different patches). It keeps the bounds tight where the separate ones are loose, e.g. on
+compressed (``pca_int8``) stores.
 """
 
 from __future__ import annotations
@@ -56,6 +64,12 @@ class PatchIndexConfig:
     kmeans_sample: int = 65536
     block_size: int = 64
     seed: int = 0
+    joint_clusters: int = 0
+
+
+def joint_rows(content: Tensor, appearance: Tensor) -> Tensor:
+    """Unit ``[..., C + D]`` rows ``[c, a] / sqrt(2)`` of unit content and appearance rows."""
+    return torch.cat([content, appearance], dim=-1) * (0.5**0.5)
 
 
 def _angles(cosines: Tensor) -> Tensor:
@@ -113,12 +127,24 @@ class PatchIndex:
     """Content and appearance postings of a gallery; see the module docstring."""
 
     def __init__(
-        self, content: Postings, appearance: Postings, num_images: int, config: PatchIndexConfig
+        self,
+        content: Postings,
+        appearance: Postings,
+        num_images: int,
+        config: PatchIndexConfig,
+        joint: Postings | None = None,
     ) -> None:
         self.content = content
         self.appearance = appearance
+        self.joint = joint
         self.num_images = num_images
         self.config = config
+
+    @property
+    def postings(self) -> dict[str, Postings]:
+        """Every clustering by name (``content``, ``appearance`` and ``joint`` when built)."""
+        named = {"content": self.content, "appearance": self.appearance}
+        return named if self.joint is None else {**named, "joint": self.joint}
 
     @classmethod
     def build(
@@ -141,26 +167,33 @@ class PatchIndex:
         count = len(gallery)
         if count == 0:
             raise ValueError("cannot index an empty gallery")
-        readers = (gallery.content_rows, gallery.appearance_rows)
         samples = sample_patches(gallery, config.kmeans_sample, config.block_size, generator)
-        cluster_counts = (config.content_clusters, config.appearance_clusters)
+        cluster_counts = [config.content_clusters, config.appearance_clusters]
+        if config.joint_clusters > 0:  # the sample's content and appearance rows are aligned
+            samples = (*samples, joint_rows(*samples))
+            cluster_counts.append(config.joint_clusters)
         centroids = [
             spherical_kmeans(sample.to(device), clusters, config.kmeans_iterations, generator)
             for sample, clusters in zip(samples, cluster_counts)
         ]
-        parts: tuple[list, list] = ([], [])
+        parts: list[list] = [[] for _ in centroids]
         for start in range(0, count, config.block_size):
             block = list(range(start, min(start + config.block_size, count)))
-            for kind, read in enumerate(readers):
-                rows = F.normalize(read(block).to(device).float(), dim=-1)  # [n, L, D]
-                parts[kind].append(_block_postings(centroids[kind], start, rows))
-        content, appearance = (
-            Postings(
-                centroids[kind].cpu(), *(torch.cat([p[f] for p in parts[kind]]) for f in range(3))
-            )
-            for kind in range(2)
+            rows = [
+                F.normalize(read(block).to(device).float(), dim=-1)  # [n, L, D]
+                for read in (gallery.content_rows, gallery.appearance_rows)
+            ]
+            if len(centroids) == 3:
+                rows.append(joint_rows(*rows))  # [n, L, C + D]
+            for kind, kind_rows in enumerate(rows):
+                parts[kind].append(_block_postings(centroids[kind], start, kind_rows))
+        postings = [
+            Postings(centroids[kind].cpu(), *(torch.cat([p[f] for p in part]) for f in range(3)))
+            for kind, part in enumerate(parts)
+        ]
+        return cls(
+            postings[0], postings[1], count, config, postings[2] if len(postings) == 3 else None
         )
-        return cls(content, appearance, count, config)
 
     def filter(
         self, query: PreparedQuery, config: RetrievalConfig, paths: list[str] | None = None
@@ -173,6 +206,10 @@ class PatchIndex:
             query.bg_content, config.eps_c, self.num_images
         )
         keep &= self.appearance.images_within(query.bg_appearance, low, self.num_images)
+        if self.joint is not None:
+            rows = joint_rows(query.bg_content, query.bg_appearance)  # [B, C + D]
+            joint_threshold = (config.eps_c + low) / 2
+            keep &= self.joint.images_within(rows, joint_threshold, self.num_images)
         candidates = torch.nonzero(keep).flatten()  # [n]
         if paths is not None and query.exclude_paths:
             allowed = [
@@ -190,13 +227,13 @@ class PatchIndex:
     @property
     def nbytes(self) -> int:
         """Bytes of the index in memory (centroids and postings)."""
-        return self.content.nbytes + self.appearance.nbytes
+        return sum(postings.nbytes for postings in self.postings.values())
 
     def save(self, path: str | Path) -> Path:
         """Write the index to one safetensors file (atomically)."""
         tensors = {
             f"{kind}.{name}": getattr(postings, name).contiguous()
-            for kind, postings in (("content", self.content), ("appearance", self.appearance))
+            for kind, postings in self.postings.items()
             for name in ("centroids", "image_ids", "cluster_ids", "radii")
         }
         metadata = {"num_images": str(self.num_images), "config": json.dumps(asdict(self.config))}
@@ -208,20 +245,18 @@ class PatchIndex:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata()
         tensors = load_file(str(path))
-        parts = [
-            Postings(
-                *(
-                    tensors[f"{kind}.{n}"]
-                    for n in ("centroids", "image_ids", "cluster_ids", "radii")
-                )
-            )
-            for kind in ("content", "appearance")
-        ]
+        fields = ("centroids", "image_ids", "cluster_ids", "radii")
+        parts = {
+            kind: Postings(*(tensors[f"{kind}.{n}"] for n in fields))
+            for kind in ("content", "appearance", "joint")
+            if f"{kind}.centroids" in tensors
+        }
         return cls(
-            parts[0],
-            parts[1],
+            parts["content"],
+            parts["appearance"],
             int(metadata["num_images"]),
             PatchIndexConfig(**json.loads(metadata["config"])),
+            parts.get("joint"),
         )
 
 
