@@ -15,6 +15,7 @@ from raiha.data.resize_cache import MANIFEST_NAME, cached_path
 from raiha.io.errors import RaihaDataError
 from raiha.io.image_io import check_same_size, load_mask, load_rgb, resize_mask, resize_rgb
 from raiha.io.split_lists import IHARMONY4_SUBSETS, HarmonizationRecord
+from raiha.io.tensors import rgb_to_tensor
 
 MAX_LISTED_MISSING = 5
 
@@ -25,13 +26,6 @@ def default_subset_names(records: Sequence[HarmonizationRecord]) -> list[str]:
     return [name for name in IHARMONY4_SUBSETS if name in present] + [
         name for name in present if name not in IHARMONY4_SUBSETS
     ]
-
-
-def rgb_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 [H, W, 3] -> float [3, H, W] in [-1, 1]."""
-    return (
-        torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 127.5 - 1.0
-    )  # [3, H, W]
 
 
 class HarmonizationDataset(Dataset[dict[str, Any]]):

@@ -35,6 +35,7 @@ from raiha.inference.inputs import (
     to_model_tensor,
 )
 from raiha.io.errors import RaihaDataError
+from raiha.io.tensors import tensor_to_rgb
 from raiha.models.checkpoint_io import CheckpointError, load_state_checked, read_checkpoint
 from raiha.models.compile_options import strip_compile_prefix
 from raiha.models.full_resolution import transfer_to_full_resolution
@@ -89,11 +90,6 @@ class _Job:
     reference_name: str | None = None
     scores: tuple[float, float] | None = None
     note: str = ""
-
-
-def _to_uint8(image: Tensor) -> np.ndarray:
-    """``[3, H, W]`` in [-1, 1] -> uint8 ``[H, W, 3]`` (rounded)."""
-    return ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
 class Harmonizer:
@@ -325,9 +321,9 @@ class Harmonizer:
                 shown = composite[index : index + 1]
                 if reference is not None:
                     shown = torch.cat([shown, reference[index : index + 1]], dim=-1)
-                attention = _to_uint8(attention_overlay(shown, heat[index : index + 1])[0])
+                attention = tensor_to_rgb(attention_overlay(shown, heat[index : index + 1])[0])
             yield HarmonizationResult(
                 image=full, name=prepared.name, reference=job.reference_name, reference_scores=job.scores,
                 reference_image=job.reference_pixels,
-                output_small=_to_uint8(pasted[index]), attention=attention, note=job.note,
+                output_small=tensor_to_rgb(pasted[index]), attention=attention, note=job.note,
             )  # fmt: skip

@@ -31,6 +31,7 @@ from raiha.io.image_io import (
     resize_mask,
     resize_rgb,
 )
+from raiha.io.tensors import rgb_to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,7 @@ class PreparedInput:
 
 def to_model_tensor(pixels: np.ndarray, size: int) -> Tensor:
     """uint8 ``[H, W, 3]`` -> ``[3, size, size]`` in [-1, 1] (PIL bilinear, like training)."""
-    small = resize_rgb(pixels, size)
-    return torch.from_numpy(np.ascontiguousarray(small)).permute(2, 0, 1).float() / 127.5 - 1.0
+    return rgb_to_tensor(resize_rgb(pixels, size))  # [3, size, size]
 
 
 def prepare_input(composite: ImageInput, mask: ImageInput, size: int, mask_mode: str = "binary") -> PreparedInput:

@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -21,6 +20,7 @@ from raiha.data.harmonization_dataset import HarmonizationDataset
 from raiha.data.references.augmented_reference import CropBox, apply_crop_box, draw_crop_box
 from raiha.data.references.semantic_grids import SemanticGridLookup, zeros_like_grid
 from raiha.io.image_io import load_rgb, resize_rgb
+from raiha.io.tensors import rgb_to_tensor
 from raiha.utils.seeding import keyed_generator
 
 AUGMENTED = "<augmented>"
@@ -129,8 +129,7 @@ class ReferenceDataset(Dataset[dict[str, Any]]):
         return item
 
     def _load_reference(self, relative: str, size: int) -> torch.Tensor:
-        pixels = resize_rgb(load_rgb(Path(self.base.root) / relative), size)  # [S, S, 3] uint8
-        return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).float() / 127.5 - 1
+        return rgb_to_tensor(resize_rgb(load_rgb(Path(self.base.root) / relative), size))  # [3, S, S]
 
     def _reference_grid(self, source: str, reference_path: str, box: CropBox | None) -> torch.Tensor:
         assert self.semantic is not None

@@ -21,12 +21,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from raiha.io.errors import RaihaDataError
 from raiha.io.image_io import load_rgb, resize_rgb
+from raiha.io.tensors import rgb_to_tensor
 from raiha.retrieval.features.content_features import DenseFeatureExtractor
 from raiha.retrieval.features.hsv_histograms import HsvHistogramConfig, hsv_patch_histograms
 
@@ -40,9 +40,7 @@ GALLERY_REMEDY = (
 
 def load_gallery_image(path: Path, image_size: int) -> Tensor:
     """Decode ``path`` and resize it to ``[3, image_size, image_size]`` in ``[-1, 1]``."""
-    pixels = resize_rgb(load_rgb(path), image_size)  # [S, S, 3] uint8
-    image = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)  # [3, S, S]
-    return image.float() / 127.5 - 1.0
+    return rgb_to_tensor(resize_rgb(load_rgb(path), image_size))  # [3, S, S]
 
 
 @torch.inference_mode()
