@@ -36,7 +36,7 @@ class CachedScores:
     """Exact scores of every query's candidates at one eps_c, complete for low ends ``>= vouched_low``.
 
     ``offsets`` ``[Q + 1]``: query q's images are ``images[offsets[q]:offsets[q + 1]]``;
-    ``images``, ``content``, ``illumination`` ``[M]``. ``unscored`` ``[Q]`` int8 (optional):
+    ``images`` (int32), ``content``, ``illumination`` ``[M]``. ``unscored`` ``[Q]`` int8 (optional):
     0 for a searched query, else the caller's code for why it was not searched (its slice
     is empty). ``key``: what the scores were computed from, for the caller to check.
     """
@@ -65,7 +65,7 @@ class CachedScores:
         empty = (torch.empty(0, dtype=torch.long), torch.empty(0), torch.empty(0))
         images, content, illumination = (torch.cat(column) for column in zip(*(kept or [empty])))
         return cls(
-            eps_c, vouched_low, counts.cumsum(0), images.long(), content.float(),
+            eps_c, vouched_low, counts.cumsum(0), images.int(), content.float(),
             illumination.float(), unscored, key,
         )  # fmt: skip
 
