@@ -252,10 +252,11 @@ def test_batched_search_writes_byte_identical_lists(
 ) -> None:
     data_dir, outputs = built
     cache = tmp_path / "cache"
-    shutil.copytree(data_dir, cache)  # the same stores, without the lists
-    shutil.rmtree(cache / outputs.lists_dir.relative_to(data_dir))
+    shutil.copytree(data_dir, cache)  # the same stores, without the lists and cached scores
+    shutil.rmtree(cache / outputs.lists_dir.parent.relative_to(data_dir))
     settings = _settings(search="batched", search_device="cpu")
     batched = build_reference_lists(world, cache, settings, progress=False)
+    assert batched.summary["scores_reused"] == {"train": False, "test": False}
     assert batched.summary["splits"] == outputs.summary["splits"]
     for split, path in outputs.lists.items():
         assert batched.lists[split].read_bytes() == path.read_bytes()

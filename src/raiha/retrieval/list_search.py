@@ -1,4 +1,8 @@
-"""Search every composite of a split and turn the results into reference-list entries.
+"""Score every composite of a split once and turn the scores into reference-list entries.
+
+:func:`score_split` keeps each composite's exact scores at one eps_c
+(:class:`~raiha.retrieval.search.score_cache.CachedScores`); :func:`split_entries` makes the
+entries of any rule those scores cover, so an eps_a sweep searches once.
 
 Four exact search paths give the same lists (``RetrievalSettings.search``):
 
@@ -12,11 +16,17 @@ Four exact search paths give the same lists (``RetrievalSettings.search``):
   reach ``eps_c``; only those are scored exactly (the illumination clause is the costly
   part and most images already fail the content clause). A margin of ``1e-4`` keeps the
   candidates a superset of the valid references.
+
+Scores from ``prefilter`` and ``brute_force`` cover every eps_a / range at their eps_c (their
+candidates do not depend on it); those of ``indexed`` and ``batched`` cover low ends at or
+above the searched one (their candidates are pruned by it). ``indexed`` scores all of its
+candidates here (no early stop at ``max_refs``: a later rule may need the others).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,10 +42,11 @@ from raiha.io.reference_lists import ReferenceEntry
 from raiha.io.split_lists import HarmonizationRecord
 from raiha.retrieval.features.content_features import DenseFeatureExtractor
 from raiha.retrieval.features.grids import mask_to_cells
-from raiha.retrieval.features.query import RetrievalQuery
+from raiha.retrieval.features.query import RetrievalQuery, normalise_path
 from raiha.retrieval.search.batched import BatchedSearcher
 from raiha.retrieval.search.patch_index import PatchIndex, indexed_search
 from raiha.retrieval.search.rule import (
+    PreparedQuery,
     RetrievalConfig,
     RetrievedRef,
     brute_force_search,
@@ -44,6 +55,7 @@ from raiha.retrieval.search.rule import (
     score_indices,
     select_refs,
 )
+from raiha.retrieval.search.score_cache import CachedScores, passing
 from raiha.retrieval.settings import RetrievalSettings
 from raiha.retrieval.store.extraction import ImageFeatureBatcher
 from raiha.retrieval.store.feature_store import FeatureStore
@@ -52,6 +64,7 @@ log = logging.getLogger(__name__)
 
 PREFILTER_MARGIN = 1e-4  # candidates: content score >= eps_c - margin (fp32 error is ~1e-6)
 EMPTY_REASONS = ("no_valid_reference", "degenerate_mask", "unreadable")
+UNSCORED = ("unreadable", "degenerate_mask")  # composites without a query (cached as 1, 2)
 COMPOSITE_REMEDY = "fix it, or set retrieval.skip_unreadable=true to write it with no references"
 
 # (record, content [L, C] or None, appearance [L, D] or None)
@@ -72,12 +85,16 @@ class ContentPrefilter:
         ]  # each [n, L, C]
         self.content = torch.cat(blocks).reshape(len(gallery) * self.cells, -1)  # [N * L, C]
 
+    def candidates(self, prepared: PreparedQuery, eps_c: float) -> Tensor:
+        """Ascending indices ``[n]`` of the images whose content score may reach ``eps_c``."""
+        best = (prepared.fg_content @ self.content.T).amax(dim=0)  # [N * L]
+        best = best.reshape(len(self.gallery), self.cells).amax(dim=1)  # [N]
+        return torch.nonzero(best >= eps_c - PREFILTER_MARGIN).flatten()
+
     def search(self, query: RetrievalQuery, config: RetrievalConfig) -> list[RetrievedRef]:
         """The rule's valid references, as :func:`brute_force_search` returns them."""
         prepared = prepare_query(query_for_gallery(query, self.gallery), self.gallery.grid_size)
-        best = (prepared.fg_content @ self.content.T).amax(dim=0)  # [N * L]
-        best = best.reshape(len(self.gallery), self.cells).amax(dim=1)  # [N]
-        candidates = torch.nonzero(best >= config.eps_c - PREFILTER_MARGIN).flatten()
+        candidates = self.candidates(prepared, config.eps_c)
         if candidates.numel() == 0:
             return []
         content_scores, illumination_scores = score_indices(
@@ -167,70 +184,93 @@ def _queries(
             yield record, query, None
 
 
-def _searched(
-    features: Iterator[FeatureItem],
-    searcher: Any,
-    config: RetrievalConfig,
-    root: Path,
-    settings: RetrievalSettings,
-) -> Iterator[tuple[HarmonizationRecord, list[RetrievedRef], str | None]]:
-    """``(record, refs, empty reason)`` in list order; a searcher with ``search_batch``
-    gets its queries ``query_batch`` at a time."""
-    batch_size = getattr(searcher, "query_batch", 1)
-    pending: list[tuple[HarmonizationRecord, RetrievalQuery | None, str | None]] = []
-
-    def flush() -> Iterator:
-        queries = [query for _, query, _ in pending if query is not None]
-        if batch_size > 1:
-            found = iter(searcher.search_batch(queries, config))
-        else:
-            found = iter([searcher.search(query, config) for query in queries])
-        for record, query, reason in pending:
-            refs = [] if query is None else next(found)
-            yield record, refs, reason or (None if refs else "no_valid_reference")
-        pending.clear()
-
-    for item in _queries(features, searcher.grid_size, root, settings):
-        pending.append(item)
-        if sum(query is not None for _, query, _ in pending) >= batch_size:
-            yield from flush()
-    yield from flush()
+def _scores(
+    searcher: Any, queries: list[RetrievalQuery], config: RetrievalConfig
+) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """Per query: its candidates ``[m]`` and their exact content and illumination scores ``[m]``."""
+    if isinstance(searcher, BatchedSearcher):
+        return searcher.score_batch(searcher.prepare(queries), config)
+    return [searcher.scores(query, config) for query in queries]
 
 
-def search_split(
+def vouched_low(searcher: Any, config: RetrievalConfig) -> float:
+    """The lowest illumination low end whose rules the scores of a search at ``config`` decide:
+    the rule's own where candidates are pruned by it (patch index, half precision), else -inf."""
+    if isinstance(searcher, BatchedSearcher) or searcher.index is not None:
+        return config.eps_a_bounds[0]
+    return -math.inf
+
+
+def score_split(
     split: str,
     features: Iterator[FeatureItem],
     total: int,
     searcher: Any,
+    config: RetrievalConfig,
     root: Path,
     settings: RetrievalSettings,
     progress: bool,
-) -> tuple[list[ReferenceEntry], dict[str, Any]]:
-    """Entries in list order and counts: ``composites``, ``empty`` (with reasons), ``refs``.
+    key: str = "",
+) -> CachedScores:
+    """Score every composite of a split once at ``config``'s eps_c and low end (list order).
 
-    Args:
-        searcher: ``search(query, config) -> list[RetrievedRef]``, or ``search_batch(queries,
-            config)`` with ``query_batch`` (see :func:`make_searcher`).
+    Composites without a query get an empty slice and ``unscored`` code
+    ``1 + UNSCORED.index(reason)``; :func:`split_entries` turns the scores into any
+    covered rule's entries.
     """
-    config = settings.retrieval_config()
-    entries: list[ReferenceEntry] = []
-    counts: dict[str, Any] = {"composites": total, "empty": 0, **dict.fromkeys(EMPTY_REASONS, 0)}
-    columns = (
-        TextColumn(f"retrieval {split}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
+    batch_size = getattr(searcher, "query_batch", 32)
+    low = vouched_low(searcher, config)
+    empty = (torch.empty(0, dtype=torch.long), torch.empty(0), torch.empty(0))
+    rows: list[tuple[Tensor, Tensor, Tensor]] = []
+    codes: list[int] = []
+    pending: list[tuple[int, RetrievalQuery]] = []
+
+    def flush() -> None:
+        found = _scores(searcher, [query for _, query in pending], config) if pending else []
+        for (position, _), row in zip(pending, found, strict=True):
+            rows[position] = passing(*row, config.eps_c, low)  # pruned now: bounded memory
+        pending.clear()
+
+    columns = (TextColumn(f"retrieval {split}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not progress) as bar:
         task = bar.add_task(split, total=total)
-        for record, refs, reason in _searched(features, searcher, config, root, settings):
-            if reason is not None:
-                counts[reason] += 1
-                counts["empty"] += 1
-            scores = [[round(r.content_score, 4), round(r.illumination_score, 4)] for r in refs]
-            paths = [ref.path for ref in refs]
-            entries.append(ReferenceEntry(record.composite, record.mask, paths, {"scores": scores}))
+        for _, query, reason in _queries(features, searcher.grid_size, root, settings):
+            codes.append(0 if reason is None else 1 + UNSCORED.index(reason))
+            rows.append(empty)
+            if query is not None:
+                pending.append((len(rows) - 1, query))
+            if len(pending) >= batch_size:
+                flush()
             bar.advance(task)
+        flush()
+    unscored = torch.tensor(codes, dtype=torch.int8)
+    return CachedScores.from_rows(rows, config.eps_c, low, unscored, key)
+
+
+def split_entries(
+    records: Sequence[HarmonizationRecord],
+    scores: CachedScores,
+    config: RetrievalConfig,
+    paths: Sequence[str],
+) -> tuple[list[ReferenceEntry], dict[str, Any]]:
+    """Entries in list order and counts (``composites``, ``empty`` with reasons, ``refs``) of
+    ``config``'s lists, from the scores of :func:`score_split` (which must cover ``config``)."""
+    if scores.num_queries != len(records) or scores.unscored is None:
+        raise ValueError(
+            f"scores of {scores.num_queries} composites cannot make the list of {len(records)}"
+        )
+    excluded = [frozenset({normalise_path(record.real)}) for record in records]
+    entries: list[ReferenceEntry] = []
+    counts: dict[str, Any] = {"composites": len(records), "empty": 0, **dict.fromkeys(EMPTY_REASONS, 0)}
+    found = scores.lists(config, paths, excluded)
+    for record, refs, code in zip(records, found, scores.unscored.tolist(), strict=True):
+        reason = UNSCORED[code - 1] if code else (None if refs else "no_valid_reference")
+        if reason is not None:
+            counts[reason] += 1
+            counts["empty"] += 1
+        rounded = [[round(r.content_score, 4), round(r.illumination_score, 4)] for r in refs]
+        paths_of = [ref.path for ref in refs]
+        entries.append(ReferenceEntry(record.composite, record.mask, paths_of, {"scores": rounded}))
     counts["refs"] = sum(len(entry.refs) for entry in entries)
     counts["mean_refs"] = round(counts["refs"] / max(1, len(entries)), 3)
     return entries, counts
@@ -243,6 +283,20 @@ class _Searcher:
         self.gallery, self.method, self.index = gallery, method, index
         self.grid_size = gallery.grid_size
         self.prefilter = ContentPrefilter(gallery) if method == "prefilter" else None
+
+    def scores(self, query: RetrievalQuery, config: RetrievalConfig) -> tuple[Tensor, Tensor, Tensor]:
+        """Candidates ``[m]`` (every image that may satisfy ``config``) and their exact scores."""
+        prepared = prepare_query(query_for_gallery(query, self.gallery), self.grid_size)
+        if self.prefilter is not None:
+            candidates = self.prefilter.candidates(prepared, config.eps_c)
+        elif self.index is not None:
+            candidates = self.index.candidates(prepared, config, self.gallery.image_paths)
+        else:
+            candidates = torch.arange(len(self.gallery))
+        content, illumination = score_indices(
+            prepared, self.gallery, candidates.tolist(), config.eps_c
+        )
+        return candidates, content, illumination
 
     def search(self, query: RetrievalQuery, config: RetrievalConfig) -> list[RetrievedRef]:
         if self.prefilter is not None:

@@ -13,7 +13,12 @@
   reference only); ``summary.json`` counts them.
 
 Everything is cached under keys of the settings (:mod:`raiha.retrieval.settings`): a
-second call with the same settings reuses the stores, the index and the lists.
+second call with the same settings reuses the stores, the index and the lists. The exact
+scores of each split's search are kept next to the lists, one file per split and eps_c
+(``lists/scores-<split>-c<eps_c>-<hash>.safetensors``): another eps_a or illumination
+range at the same eps_c derives its lists from them without searching (the same bytes as
+a search); a rule they cannot vouch for (a lower low end after an indexed or batched
+search) searches and replaces them with the wider scores.
 """
 
 from __future__ import annotations
@@ -31,15 +36,18 @@ from raiha.io.atomic_io import atomic_write_json
 from raiha.io.build_journal import record_build
 from raiha.io.errors import RaihaDataError
 from raiha.io.reference_lists import write_reference_list
-from raiha.io.split_lists import read_split
+from raiha.io.split_lists import HarmonizationRecord, read_split
 from raiha.retrieval.features.registry import create_extractor
 from raiha.retrieval.list_search import (
     extracted_features,
     make_searcher,
-    search_split,
+    score_split,
+    split_entries,
     stored_features,
 )
 from raiha.retrieval.search.patch_index import PatchIndex
+from raiha.retrieval.search.rule import RetrievalConfig
+from raiha.retrieval.search.score_cache import CachedScores
 from raiha.retrieval.settings import RetrievalSettings, short_hash
 from raiha.retrieval.store.compression import resolve_compression
 from raiha.retrieval.store.feature_store import FeatureStore, image_list_sha256
@@ -151,20 +159,32 @@ def build_reference_lists(
     if cached is not None and not rebuild:
         log.info("reference lists reused from %s", lists_dir)
         return ReferencePipelineOutputs(lists, lists_dir, gallery, composite_stores, cached, True)
-    indexed = settings.search in ("indexed", "batched")
-    index = _patch_index(gallery, settings) if indexed else None
-    searcher = make_searcher(gallery, settings.search, index, settings.search_device)
     summary: dict[str, Any] = {"key": key, "gallery_images": len(gallery), "splits": {}}
     summary["gallery_skipped"] = gallery.skipped
+    summary["scores_reused"] = {}
+    config = settings.retrieval_config()
+    searcher = None  # built on the first split whose scores are not cached
     for split in splits:
-        features = (
-            stored_features(records[split], composite_stores[split])
-            if settings.store_composites
-            else extracted_features(records[split], extractor, root, settings)
+        scores_path, scores_key = _scores_location(
+            folder, settings, gallery, composite_keys[split], records[split], split
         )
-        entries, counts = search_split(
-            split, features, len(records[split]), searcher, root, settings, progress
-        )
+        scores = None if rebuild else _cached_scores(scores_path, scores_key, config)
+        summary["scores_reused"][split] = scores is not None
+        if scores is None:
+            searcher = searcher or _make_searcher(gallery, settings)
+            features = (
+                stored_features(records[split], composite_stores[split])
+                if settings.store_composites
+                else extracted_features(records[split], extractor, root, settings)
+            )
+            scores = score_split(
+                split, features, len(records[split]), searcher, config, root, settings,
+                progress, scores_key,
+            )  # fmt: skip
+            scores.save(scores_path)
+        else:
+            log.info("%s: lists derived from the cached scores %s", split, scores_path.name)
+        entries, counts = split_entries(records[split], scores, config, gallery.image_paths)
         write_reference_list(lists[split], entries)
         summary["splits"][split] = counts
         log.info(
@@ -175,6 +195,51 @@ def build_reference_lists(
     atomic_write_json(lists_dir / SUMMARY_FILE, summary)  # written last: marks the lists complete
     record_build(lists_dir, "reference_lists", summary["seconds"], splits=list(splits))
     return ReferencePipelineOutputs(lists, lists_dir, gallery, composite_stores, summary, False)
+
+
+def _make_searcher(gallery: FeatureStore, settings: RetrievalSettings) -> Any:
+    """The searcher of ``settings.search`` (with the gallery's patch index where it uses one)."""
+    indexed = settings.search in ("indexed", "batched")
+    index = _patch_index(gallery, settings) if indexed else None
+    return make_searcher(gallery, settings.search, index, settings.search_device)
+
+
+def _scores_location(
+    folder: Path,
+    settings: RetrievalSettings,
+    gallery: FeatureStore,
+    composite_key: Any,
+    records: Sequence[HarmonizationRecord],
+    split: str,
+) -> tuple[Path, str]:
+    """``lists/scores-<split>-c<eps_c>-<hash>.safetensors`` and the key it holds: the stores'
+    keys (extractor, weights, HSV, size, compression, image lists), the split's records
+    (masks, own real images), eps_c and whether unreadable composites are skipped."""
+    key = short_hash(
+        {
+            "gallery": short_hash(gallery.key, 16),
+            "queries": short_hash(composite_key, 16),
+            "records": short_hash([(r.composite, r.mask, r.real) for r in records], 16),
+            "eps_c": settings.eps_c,
+            "skip_unreadable": settings.skip_unreadable,
+        },
+        16,
+    )
+    return folder / "lists" / f"scores-{split}-c{settings.eps_c:g}-{key[:8]}.safetensors", key
+
+
+def _cached_scores(path: Path, key: str, config: RetrievalConfig) -> CachedScores | None:
+    """The cached scores in ``path`` when they were computed for ``key`` and cover ``config``."""
+    if not path.is_file():
+        return None
+    try:
+        scores = CachedScores.load(path)
+    except Exception as error:  # a damaged cache file is searched again, not trusted
+        log.warning("ignoring the unreadable score cache %s (%s)", path, error)
+        return None
+    if scores.key != key or not scores.covers(config):
+        return None
+    return scores
 
 
 def _unstored_key(settings: RetrievalSettings, names: Sequence[str]) -> dict[str, Any]:

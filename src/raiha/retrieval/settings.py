@@ -8,6 +8,8 @@ extractor name and arguments, the HSV binning, the image size and the dataset ro
     composites-<split>-<list hash>/      feature store of a split's composites (queries)
     lists/<rule>-<hash>/IHD_<split>.jsonl   the reference lists (RAHarmony4 format)
     lists/<rule>-<hash>/summary.json        counts, and the key that makes reruns reuse them
+    lists/scores-<split>-c<eps_c>-<hash>.safetensors   exact scores of a split's search at
+                                         eps_c: other eps_a / ranges derive their lists from them
 
 ``<rule>`` reads like ``c0.7_a0.9_m20`` (``_r0.7-0.8`` for an ``eps_a_range``);
 ``<hash>`` hashes the stores' keys, the rule and the splits.

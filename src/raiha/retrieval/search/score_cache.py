@@ -7,10 +7,15 @@ needs: ``hi`` and ``max_refs`` never prune. So the exact scores of one search at
 ``(eps_c, lo)`` give, through :func:`~raiha.retrieval.search.rule.select_refs`, the
 exact lists of every rule with the same eps_c and a low end ``>= lo``. A rule the cache
 cannot vouch for (another eps_c, or a lower ``lo``) is searched, and its scores cached.
+Only the pairs that can pass such a rule are kept (content score ``>= eps_c``,
+illumination score ``>= lo``): a sweep's cache holds about its lists' references, not
+every candidate. The reference pipeline keeps one file per split and eps_c
+(:mod:`raiha.retrieval.pipeline`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +36,9 @@ class CachedScores:
     """Exact scores of every query's candidates at one eps_c, complete for low ends ``>= vouched_low``.
 
     ``offsets`` ``[Q + 1]``: query q's images are ``images[offsets[q]:offsets[q + 1]]``;
-    ``images``, ``content``, ``illumination`` ``[M]``.
+    ``images`` (int32), ``content``, ``illumination`` ``[M]``. ``unscored`` ``[Q]`` int8 (optional):
+    0 for a searched query, else the caller's code for why it was not searched (its slice
+    is empty). ``key``: what the scores were computed from, for the caller to check.
     """
 
     eps_c: float
@@ -40,6 +47,31 @@ class CachedScores:
     images: Tensor
     content: Tensor
     illumination: Tensor
+    unscored: Tensor | None = None
+    key: str = ""
+
+    @classmethod
+    def from_rows(
+        cls,
+        rows: Sequence[tuple[Tensor, Tensor, Tensor]],
+        eps_c: float,
+        vouched_low: float,
+        unscored: Tensor | None = None,
+        key: str = "",
+    ) -> CachedScores:
+        """Per query ``(images [m], content [m], illumination [m])``, kept where they may pass."""
+        kept = [passing(*row, eps_c, vouched_low) for row in rows]
+        counts = torch.tensor([0] + [len(images) for images, _, _ in kept])
+        empty = (torch.empty(0, dtype=torch.long), torch.empty(0), torch.empty(0))
+        images, content, illumination = (torch.cat(column) for column in zip(*(kept or [empty])))
+        return cls(
+            eps_c, vouched_low, counts.cumsum(0), images.int(), content.float(),
+            illumination.float(), unscored, key,
+        )  # fmt: skip
+
+    @property
+    def num_queries(self) -> int:
+        return len(self.offsets) - 1
 
     def covers(self, rule: RetrievalConfig) -> bool:
         """Whether the cached candidates are a superset of ``rule``'s valid references."""
@@ -74,7 +106,9 @@ class CachedScores:
             "offsets": self.offsets, "images": self.images, "content": self.content,
             "illumination": self.illumination,
         }  # fmt: skip
-        metadata = {"eps_c": repr(self.eps_c), "low": repr(self.vouched_low)}
+        if self.unscored is not None:
+            tensors["unscored"] = self.unscored
+        metadata = {"eps_c": repr(self.eps_c), "low": repr(self.vouched_low), "key": self.key}
         return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
     @classmethod
@@ -85,7 +119,19 @@ class CachedScores:
         return cls(
             float(metadata["eps_c"]), float(metadata["low"]), tensors["offsets"],
             tensors["images"], tensors["content"], tensors["illumination"],
+            tensors.get("unscored"), metadata.get("key", ""),
         )  # fmt: skip
+
+
+def passing(
+    images: Tensor, content: Tensor, illumination: Tensor, eps_c: float, low: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The pairs ``[m]`` that may pass a rule at ``eps_c`` with a low end ``>= low``
+    (compared as :func:`~raiha.retrieval.search.rule.select_refs` does)."""
+    keep = content >= eps_c
+    if low > -math.inf:
+        keep &= illumination >= low
+    return images[keep], content[keep], illumination[keep]
 
 
 def score_queries(
@@ -97,13 +143,7 @@ def score_queries(
     for start in range(0, len(queries), batch):
         prepared = searcher.prepare(queries[start : start + batch])
         parts += searcher.score_batch(prepared, rule)
-    counts = torch.tensor([0] + [len(images) for images, _, _ in parts])
-    empty = (torch.empty(0, dtype=torch.long), torch.empty(0), torch.empty(0))
-    images, content, illumination = (torch.cat(column) for column in zip(*(parts or [empty])))
-    return CachedScores(
-        rule.eps_c, rule.eps_a_bounds[0], counts.cumsum(0),
-        images.long(), content.float(), illumination.float(),
-    )  # fmt: skip
+    return CachedScores.from_rows(parts, rule.eps_c, rule.eps_a_bounds[0])
 
 
 class ScoreCache:
