@@ -56,7 +56,7 @@ from raiha.retrieval.search.rule import (
     select_refs,
 )
 from raiha.retrieval.search.score_cache import CachedScores, passing
-from raiha.retrieval.settings import RetrievalSettings
+from raiha.retrieval.settings import RetrievalSettings, short_hash
 from raiha.retrieval.store.extraction import ImageFeatureBatcher
 from raiha.retrieval.store.feature_store import FeatureStore
 
@@ -316,3 +316,41 @@ def make_searcher(
     if method == "batched":
         return BatchedSearcher(gallery, index, device=device)
     return _Searcher(gallery, method, index if method == "indexed" else None)
+
+
+def score_cache_location(
+    folder: Path,
+    settings: RetrievalSettings,
+    gallery: Any,
+    composite_key: Any,
+    records: Sequence[HarmonizationRecord],
+    split: str,
+) -> tuple[Path, str]:
+    """``lists/scores-<split>-c<eps_c>-<hash>.safetensors`` and the key it holds: the stores'
+    keys (extractor, weights, HSV, size, compression, image lists), the split's records
+    (masks, own real images), eps_c and whether unreadable composites are skipped."""
+    key = short_hash(
+        {
+            "gallery": short_hash(gallery.key, 16),
+            "queries": short_hash(composite_key, 16),
+            "records": short_hash([(r.composite, r.mask, r.real) for r in records], 16),
+            "eps_c": settings.eps_c,
+            "skip_unreadable": settings.skip_unreadable,
+        },
+        16,
+    )
+    return folder / "lists" / f"scores-{split}-c{settings.eps_c:g}-{key[:8]}.safetensors", key
+
+
+def load_cached_scores(path: Path, key: str, config: RetrievalConfig) -> CachedScores | None:
+    """The cached scores in ``path`` when they were computed for ``key`` and cover ``config``."""
+    if not path.is_file():
+        return None
+    try:
+        scores = CachedScores.load(path)
+    except Exception as error:  # a damaged cache file is searched again, not trusted
+        log.warning("ignoring the unreadable score cache %s (%s)", path, error)
+        return None
+    if scores.key != key or not scores.covers(config):
+        return None
+    return scores

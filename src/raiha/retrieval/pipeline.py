@@ -40,7 +40,9 @@ from raiha.io.split_lists import HarmonizationRecord, read_split
 from raiha.retrieval.features.registry import create_extractor
 from raiha.retrieval.list_search import (
     extracted_features,
+    load_cached_scores,
     make_searcher,
+    score_cache_location,
     score_split,
     split_entries,
     stored_features,
@@ -130,29 +132,9 @@ def build_reference_lists(
     folder = _features_dir(root, data_dir, settings)
     extractor = create_extractor(settings.extractor, **dict(settings.extractor_kwargs))
     extractor = extractor.to(settings.device)
-    store_kwargs = _store_kwargs(settings, root, progress, rebuild)
-    log.info("retrieval gallery: %d real images of %s", len(gallery_paths), root)
-    gallery = build_feature_store(
-        folder / f"gallery-{image_list_sha256(gallery_paths)[:10]}", gallery_paths, extractor,
-        compression=settings.compression, **store_kwargs,
-    )  # fmt: skip
-    composite_stores: dict[str, FeatureStore] = {}
-    composite_keys: dict[str, Any] = {}
-    for split in splits:
-        names = [record.composite for record in records[split]]
-        if not names:
-            raise RaihaDataError(
-                f"the '{split}' split of {root} lists no composites; drop it from splits"
-            )
-        if settings.store_composites:
-            store = build_feature_store(
-                folder / f"composites-{split}-{image_list_sha256(names)[:10]}", names, extractor,
-                compression=settings.composite_compression, **store_kwargs,
-            )  # fmt: skip
-            composite_stores[split] = store
-            composite_keys[split] = store.key
-        else:
-            composite_keys[split] = _unstored_key(settings, names)
+    gallery, composite_stores, composite_keys = _build_stores(
+        root, folder, records, gallery_paths, extractor, settings, progress, rebuild
+    )
     lists_dir, key = _lists_location(folder, settings, gallery, composite_keys, splits)
     lists = {split: lists_dir / f"IHD_{split}.jsonl" for split in splits}
     cached = _cached_summary(lists_dir, key, lists)
@@ -165,25 +147,11 @@ def build_reference_lists(
     config = settings.retrieval_config()
     searcher = None  # built on the first split whose scores are not cached
     for split in splits:
-        scores_path, scores_key = _scores_location(
-            folder, settings, gallery, composite_keys[split], records[split], split
-        )
-        scores = None if rebuild else _cached_scores(scores_path, scores_key, config)
-        summary["scores_reused"][split] = scores is not None
-        if scores is None:
-            searcher = searcher or _make_searcher(gallery, settings)
-            features = (
-                stored_features(records[split], composite_stores[split])
-                if settings.store_composites
-                else extracted_features(records[split], extractor, root, settings)
-            )
-            scores = score_split(
-                split, features, len(records[split]), searcher, config, root, settings,
-                progress, scores_key,
-            )  # fmt: skip
-            scores.save(scores_path)
-        else:
-            log.info("%s: lists derived from the cached scores %s", split, scores_path.name)
+        scores, reused, searcher = _split_scores(
+            split, root, folder, records[split], gallery, composite_stores.get(split),
+            composite_keys[split], extractor, settings, config, searcher, progress, rebuild,
+        )  # fmt: skip
+        summary["scores_reused"][split] = reused
         entries, counts = split_entries(records[split], scores, config, gallery.image_paths)
         write_reference_list(lists[split], entries)
         summary["splits"][split] = counts
@@ -197,49 +165,86 @@ def build_reference_lists(
     return ReferencePipelineOutputs(lists, lists_dir, gallery, composite_stores, summary, False)
 
 
+def _build_stores(
+    root: Path,
+    folder: Path,
+    records: dict[str, list[HarmonizationRecord]],
+    gallery_paths: list[str],
+    extractor: Any,
+    settings: RetrievalSettings,
+    progress: bool,
+    rebuild: bool,
+) -> tuple[FeatureStore, dict[str, FeatureStore], dict[str, Any]]:
+    """The gallery store and each split's composite store (or, unstored, its key)."""
+    store_kwargs = _store_kwargs(settings, root, progress, rebuild)
+    log.info("retrieval gallery: %d real images of %s", len(gallery_paths), root)
+    gallery = build_feature_store(
+        folder / f"gallery-{image_list_sha256(gallery_paths)[:10]}", gallery_paths, extractor,
+        compression=settings.compression, **store_kwargs,
+    )  # fmt: skip
+    composite_stores: dict[str, FeatureStore] = {}
+    composite_keys: dict[str, Any] = {}
+    for split, split_records in records.items():
+        names = [record.composite for record in split_records]
+        if not names:
+            raise RaihaDataError(
+                f"the '{split}' split of {root} lists no composites; drop it from splits"
+            )
+        if settings.store_composites:
+            store = build_feature_store(
+                folder / f"composites-{split}-{image_list_sha256(names)[:10]}", names, extractor,
+                compression=settings.composite_compression, **store_kwargs,
+            )  # fmt: skip
+            composite_stores[split] = store
+            composite_keys[split] = store.key
+        else:
+            composite_keys[split] = _unstored_key(settings, names)
+    return gallery, composite_stores, composite_keys
+
+
+def _split_scores(
+    split: str,
+    root: Path,
+    folder: Path,
+    records: list[HarmonizationRecord],
+    gallery: FeatureStore,
+    composite_store: FeatureStore | None,
+    composite_key: Any,
+    extractor: Any,
+    settings: RetrievalSettings,
+    config: RetrievalConfig,
+    searcher: Any,
+    progress: bool,
+    rebuild: bool,
+) -> tuple[CachedScores, bool, Any]:
+    """The split's scores: from the score cache when it covers ``config``, else searched (the
+    searcher is built once, on the first split that needs it) and saved. Returns the scores,
+    whether they were reused, and the searcher."""
+    scores_path, scores_key = score_cache_location(
+        folder, settings, gallery, composite_key, records, split
+    )
+    scores = None if rebuild else load_cached_scores(scores_path, scores_key, config)
+    if scores is not None:
+        log.info("%s: lists derived from the cached scores %s", split, scores_path.name)
+        return scores, True, searcher
+    searcher = searcher or _make_searcher(gallery, settings)
+    features = (
+        stored_features(records, composite_store)
+        if composite_store is not None
+        else extracted_features(records, extractor, root, settings)
+    )
+    scores = score_split(
+        split, features, len(records), searcher, config, root, settings, progress, scores_key
+    )
+    scores.save(scores_path)
+    return scores, False, searcher
+
+
 def _make_searcher(gallery: FeatureStore, settings: RetrievalSettings) -> Any:
     """The searcher of ``settings.search`` (with the gallery's patch index where it uses one)."""
     indexed = settings.search in ("indexed", "batched")
     index = _patch_index(gallery, settings) if indexed else None
     return make_searcher(gallery, settings.search, index, settings.search_device)
-
-
-def _scores_location(
-    folder: Path,
-    settings: RetrievalSettings,
-    gallery: FeatureStore,
-    composite_key: Any,
-    records: Sequence[HarmonizationRecord],
-    split: str,
-) -> tuple[Path, str]:
-    """``lists/scores-<split>-c<eps_c>-<hash>.safetensors`` and the key it holds: the stores'
-    keys (extractor, weights, HSV, size, compression, image lists), the split's records
-    (masks, own real images), eps_c and whether unreadable composites are skipped."""
-    key = short_hash(
-        {
-            "gallery": short_hash(gallery.key, 16),
-            "queries": short_hash(composite_key, 16),
-            "records": short_hash([(r.composite, r.mask, r.real) for r in records], 16),
-            "eps_c": settings.eps_c,
-            "skip_unreadable": settings.skip_unreadable,
-        },
-        16,
-    )
-    return folder / "lists" / f"scores-{split}-c{settings.eps_c:g}-{key[:8]}.safetensors", key
-
-
-def _cached_scores(path: Path, key: str, config: RetrievalConfig) -> CachedScores | None:
-    """The cached scores in ``path`` when they were computed for ``key`` and cover ``config``."""
-    if not path.is_file():
-        return None
-    try:
-        scores = CachedScores.load(path)
-    except Exception as error:  # a damaged cache file is searched again, not trusted
-        log.warning("ignoring the unreadable score cache %s (%s)", path, error)
-        return None
-    if scores.key != key or not scores.covers(config):
-        return None
-    return scores
 
 
 def _unstored_key(settings: RetrievalSettings, names: Sequence[str]) -> dict[str, Any]:
