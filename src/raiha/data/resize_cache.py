@@ -6,9 +6,10 @@ list. Composites and real images are stored resized to size x size (PIL bilinear
 ``resize_rgb``) and masks binarised at that size (as ``resize_mask``, 0/255), all as raw
 uint8 ``.npy`` (format 2; format 1 was PNG), so reading the cache gives exactly what resizing
 the originals on the fly gives, without a decoder: 196,736 bytes per 256 px image and 65,664
-per mask (PNG was ~1.5x smaller but its decode was the loader's largest cost). Every file is written atomically;
-``manifest.json`` is written last and marks the cache complete. A cache without a manifest is
-resumed: files already present and decodable are kept.
+per mask (PNG of real photos is ~1.5x smaller, but decoding it was a large part of a
+sample's cost). Every file is written atomically; ``manifest.json`` is written last and
+marks the cache complete. A cache without a manifest is resumed: files already present and
+readable (right dtype and shape) are kept.
 """
 
 from __future__ import annotations
