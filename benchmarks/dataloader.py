@@ -7,7 +7,9 @@ a reference and the semantic grids of both from the feature store, stored compre
 ``--compression`` says; augmented references crop the cached grid), it measures:
 - the train loader alone for each ``--workers`` count, with the decoded-and-resized cache
   (``data.resize_cache``; also without it at the first count), pinned memory on CUDA and
-  persistent workers; ``images_per_s_per_worker`` is the rate over max(1, workers);
+  persistent workers; ``images_per_s_per_worker`` is the rate over max(1, workers); at the
+  first count (with and without the cache) also ``one_thread_ms_per_sample``, the training
+  dataset's ``__getitem__`` on one thread as in one worker;
 - the training step alone (forward, backward, Adam) of the experiment's model on batches
   already on ``--device`` (``--compile``: ``torch.compile`` it, compile time excluded),
   or ``--step-images-per-s`` when given (e.g. 549: rhnet w32, bf16, compiled, on one H200);
@@ -70,6 +72,22 @@ def _loader_rate(datamodule, batches: int) -> float:
             batch = next(iterator)
         count += batch["composite"].shape[0]
     return count / (time.perf_counter() - start)
+
+
+def _sample_ms(datamodule, samples: int = 32) -> float:
+    """Milliseconds per training sample (``__getitem__``) on one thread, as in one worker."""
+    dataset, threads = datamodule.train_set, torch.get_num_threads()
+    count = min(samples, len(dataset))
+    torch.set_num_threads(1)
+    try:
+        for index in range(min(4, count)):
+            dataset[index]  # warm: path memos, first-use allocations
+        start = time.perf_counter()
+        for index in range(count):
+            dataset[index]
+        return (time.perf_counter() - start) / count * 1000
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _step_rate(cfg, datamodule, args: argparse.Namespace) -> float:
@@ -166,9 +184,11 @@ def main(argv: list[str] | None = None) -> dict:
         settings = [(args.workers[0], False)] + [(workers, True) for workers in args.workers]
         for workers, cache in settings:
             _, datamodule = _datamodule(folder, args, workers, cache)
+            sample_ms = _sample_ms(datamodule) if workers == args.workers[0] else None
             rate = _loader_rate(datamodule, args.batches)
             result["loaders"].append({
                 "num_workers": workers, "resize_cache": cache, "images_per_s": round(rate, 1),
+                **({"one_thread_ms_per_sample": round(sample_ms, 2)} if sample_ms is not None else {}),
                 "images_per_s_per_worker": round(rate / max(1, workers), 1), "loader_over_step": round(rate / step, 2),
             })  # fmt: skip
     many = [

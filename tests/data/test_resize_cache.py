@@ -20,6 +20,7 @@ from raiha.data.resize_cache import (
     downscale_longest_side,
 )
 from raiha.io.errors import RaihaDataError
+from raiha.io.image_io import load_rgb, resize_rgb
 from raiha.io.split_lists import HarmonizationRecord, make_record
 
 SIZE = 24
@@ -70,15 +71,18 @@ def test_build_layout_and_manifest(
     assert cache_dir.parent == tmp_path / "cache" and cache_dir.name.startswith(f"{SIZE}px-")
     files = cache_files(cache_dir)
     assert len(files) == 8  # 3 composites + 2 masks + 2 reals + manifest
-    assert "HAdobe5k/masks/a1_1.png" in files and "HFlickr/real_images/f3.png" in files
+    assert "HAdobe5k/masks/a1_1.npy" in files and "HFlickr/real_images/f3.npy" in files
     assert (
         cached_path(cache_dir, "HAdobe5k/real_images/a1.jpg")
-        == cache_dir / "HAdobe5k/real_images/a1.png"
+        == cache_dir / "HAdobe5k/real_images/a1.npy"
     )
-    composite = Image.open(cached_path(cache_dir, records[0].composite))
-    assert composite.format == "PNG" and composite.size == (SIZE, SIZE) and composite.mode == "RGB"
-    mask_values = np.unique(np.asarray(Image.open(cached_path(cache_dir, records[0].mask))))
+    composite = np.load(cached_path(cache_dir, records[0].composite))
+    assert composite.dtype == np.uint8 and composite.shape == (SIZE, SIZE, 3)
+    # exactly the on-the-fly resize of the original
+    assert np.array_equal(composite, resize_rgb(load_rgb(root / records[0].composite), SIZE))
+    mask_values = np.unique(np.load(cached_path(cache_dir, records[0].mask)))
     assert set(mask_values.tolist()) == {0, 255}
+    assert cached_path(cache_dir, records[0].composite).stat().st_size == 128 + SIZE * SIZE * 3
     manifest = json.loads((cache_dir / MANIFEST_NAME).read_text())
     assert manifest["size"] == SIZE and manifest["num_records"] == 3 and manifest["num_files"] == 7
 
@@ -119,7 +123,7 @@ def test_resume_after_partial_build(
     assert set(resumed) == set(complete)
     assert all(resumed[name] == mtime for name, mtime in kept.items())  # untouched files kept
     assert resumed[str(corrupt.relative_to(cache_dir))] != 1
-    assert Image.open(corrupt).size == (SIZE, SIZE)
+    assert np.load(corrupt).shape == (SIZE, SIZE, 3)
 
 
 def test_key_depends_on_size_records_and_root(
@@ -162,7 +166,8 @@ def test_threads_write_the_same_files(
     root, records = tree
     serial = build_resized_cache(root, records, SIZE, tmp_path / "serial")
     threaded = build_resized_cache(root, records, SIZE, tmp_path / "threaded", num_workers=3)
-    for path in serial.rglob("*.png"):
+    assert len(list(serial.rglob("*.npy"))) == 7
+    for path in serial.rglob("*.npy"):
         assert path.read_bytes() == (threaded / path.relative_to(serial)).read_bytes()
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from raiha.data.resize_cache import MANIFEST_NAME, cached_path
+from raiha.data.resize_cache import MANIFEST_NAME, cached_path, load_cached
 from raiha.io.errors import RaihaDataError
 from raiha.io.image_io import check_same_size, load_mask, load_rgb, resize_mask, resize_rgb
 from raiha.io.split_lists import IHARMONY4_SUBSETS, HarmonizationRecord
@@ -70,6 +70,10 @@ class HarmonizationDataset(Dataset[dict[str, Any]]):
                 f"records of subset(s) {unknown} are not in subset_names {self.subset_names}"
             )
         self._subset_index = {name: index for index, name in enumerate(self.subset_names)}
+        self._paths: dict[str, Path] = {}  # relative -> the file read (path parsing is costly per sample)
+        self._cached_files = {
+            relative for record in self.records for relative in (record.composite, record.mask, record.real)
+        } if self.cache_dir is not None else set()
         if self.cache_dir is not None:
             self._check_cache()
         if validate:
@@ -92,11 +96,22 @@ class HarmonizationDataset(Dataset[dict[str, Any]]):
 
     def _path(self, relative: str) -> Path:
         """The file actually read for ``relative``: the cached copy or the original."""
-        return (
-            cached_path(self.cache_dir, relative)
-            if self.cache_dir is not None
-            else self.root / relative
-        )
+        path = self._paths.get(relative)
+        if path is None:
+            path = (
+                cached_path(self.cache_dir, relative)
+                if self.cache_dir is not None
+                else self.root / relative
+            )
+            self._paths[relative] = path
+        return path
+
+    def load_rgb_at_size(self, relative: str) -> np.ndarray:
+        """uint8 [S, S, 3] of any image under the root: from the cache when it holds it, else
+        decoded and resized like the cache (``resize_rgb``), so both give the same pixels."""
+        if relative in self._cached_files:
+            return load_cached(self._path(relative), self.image_size, is_mask=False)
+        return resize_rgb(load_rgb(self.root / relative), self.image_size)  # [S, S, 3]
 
     def _check_files_exist(self) -> None:
         """Stat every file once; one error lists the first few missing ones and their count."""
@@ -129,9 +144,14 @@ class HarmonizationDataset(Dataset[dict[str, Any]]):
             self._path(record.mask),
             self._path(record.real),
         )
-        composite = load_rgb(composite_path)  # [H, W, 3]
-        mask = load_mask(mask_path)  # [H, W]
-        real = load_rgb(real_path)  # [H, W, 3]
+        if self.cache_dir is not None:  # already at size S, no decoder
+            composite = load_cached(composite_path, self.image_size, is_mask=False)  # [S, S, 3]
+            mask = load_cached(mask_path, self.image_size, is_mask=True)  # [S, S]
+            real = load_cached(real_path, self.image_size, is_mask=False)  # [S, S, 3]
+        else:
+            composite = load_rgb(composite_path)  # [H, W, 3]
+            mask = load_mask(mask_path)  # [H, W]
+            real = load_rgb(real_path)  # [H, W, 3]
         composite_size = (composite.shape[1], composite.shape[0])
         check_same_size(
             composite_path, composite_size, mask_path, (mask.shape[1], mask.shape[0]), "mask"

@@ -10,7 +10,6 @@ reproducible with any number of workers and a resumed run continues the same str
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,7 +18,6 @@ from torch.utils.data import Dataset
 from raiha.data.harmonization_dataset import HarmonizationDataset
 from raiha.data.references.augmented_reference import CropBox, apply_crop_box, draw_crop_box
 from raiha.data.references.semantic_grids import SemanticGridLookup, zeros_like_grid
-from raiha.io.image_io import load_rgb, resize_rgb
 from raiha.io.tensors import rgb_to_tensor
 from raiha.utils.seeding import keyed_generator
 
@@ -71,6 +69,7 @@ class ReferenceDataset(Dataset[dict[str, Any]]):
         self.crop_tries = crop_tries
         self.match_masks = match_masks
         self.subset_names = base.subset_names
+        self._grid_channels: int | None = None  # read once, for the zero grid of "no reference"
 
     def set_epoch(self, epoch: int) -> None:
         """Change the draws (call at the start of every training epoch)."""
@@ -129,12 +128,17 @@ class ReferenceDataset(Dataset[dict[str, Any]]):
         return item
 
     def _load_reference(self, relative: str, size: int) -> torch.Tensor:
-        return rgb_to_tensor(resize_rgb(load_rgb(Path(self.base.root) / relative), size))  # [3, S, S]
+        if size != self.base.image_size:
+            raise ValueError(f"reference size {size} differs from the dataset's {self.base.image_size}")
+        # the resized cache holds every real image of the split (the usual gallery) at size S
+        return rgb_to_tensor(self.base.load_rgb_at_size(relative))  # [3, S, S]
 
     def _reference_grid(self, source: str, reference_path: str, box: CropBox | None) -> torch.Tensor:
         assert self.semantic is not None
         if source == "none":
-            return zeros_like_grid(self.semantic.channels, self.semantic.grid_size)
+            if self._grid_channels is None:
+                self._grid_channels = self.semantic.channels
+            return zeros_like_grid(self._grid_channels, self.semantic.grid_size)
         grid = self.semantic.grid(reference_path)  # [C, h, w]
         if box is not None:
             # crop + resample the cached grid of the real image exactly like the image

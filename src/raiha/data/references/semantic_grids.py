@@ -65,7 +65,8 @@ class SemanticGridLookup:
         # the extractor's C channels, so SGF sees C channels whatever the compression
         rows = store.source_content(image_index).float()  # [h*w, C]
         height, width = self.grid_size
-        return rows.t().reshape(rows.shape[1], height, width).contiguous()  # [C, h, w]
+        # a channels-last view, no copy: the values are what matter (collate stacks anyway)
+        return rows.t().reshape(rows.shape[1], height, width)  # [C, h, w]
 
     @property
     def channels(self) -> int:
