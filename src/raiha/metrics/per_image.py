@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from raiha.metrics.protocols import PROTOCOLS, QUANTISATIONS, ScoringProtocol, get_protocol
+from raiha.metrics.shapes import check_image_batch
 
 QUANTIZE_MODES: tuple[str, ...] = ("floor", "round")
 SCORE_KEYS: tuple[str, ...] = ("mse", "psnr", "fmse", "fg_ratio")
@@ -67,21 +68,6 @@ def to_levels(images: Tensor, quantisation: str) -> Tensor:
     if quantisation not in QUANTISATIONS:
         raise ValueError(f"unknown quantisation {quantisation!r}; choose one of {list(QUANTISATIONS)}")
     return to_float_255(images) if quantisation == "float" else to_uint8_levels(images, quantisation)
-
-
-def _check_inputs(pred: Tensor, target: Tensor, mask: Tensor) -> None:
-    """Raise a ValueError naming the bad shape; pred/target ``[B, C, H, W]``, mask ``[B, 1, H, W]``."""
-    if pred.dim() != 4 or pred.shape != target.shape:
-        raise ValueError(
-            f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must both be [B, C, H, W] "
-            "with the same shape"
-        )
-    batch, _, height, width = pred.shape
-    if mask.shape != (batch, 1, height, width):
-        raise ValueError(
-            f"mask is {tuple(mask.shape)} but must be {(batch, 1, height, width)}; "
-            "pass a single-channel mask at the image size"
-        )
 
 
 def _block_sums(pred: Tensor, target: Tensor, mask: Tensor, protocol: ScoringProtocol) -> dict[str, Tensor]:
@@ -149,7 +135,7 @@ def score_levels(
         ``{"mse", "psnr", "fmse", "fg_ratio"}``, each a float64 ``[B]`` tensor.
     """
     protocol = get_protocol(protocol)
-    _check_inputs(pred, target, mask)
+    check_image_batch(pred, target, mask)
     channels, height, width = pred.shape[1:]
     sums: dict[str, Tensor] | None = None
     for top in range(0, height, block_rows):
@@ -183,7 +169,7 @@ def per_image_scores(
         ``{"mse": [B], "psnr": [B], "fmse": [B], "fg_ratio": [B]}``, float64 on the input device.
     """
     resolved = check_protocol(protocol, quantize)
-    _check_inputs(pred, target, mask)
+    check_image_batch(pred, target, mask)
     pred_levels = to_levels(pred, resolved.quantisation)  # [B, C, H, W]
     target_levels = to_levels(target, resolved.quantisation)  # [B, C, H, W]
     return score_levels(pred_levels, target_levels, mask, resolved)

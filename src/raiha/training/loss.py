@@ -4,22 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-
-def _check_loss_inputs(pred: Tensor, target: Tensor, mask: Tensor) -> None:
-    """Raise a ValueError naming the mismatch when shapes do not fit ``[B, C, H, W]`` / ``[B, 1, H, W]``."""
-    if pred.dim() != 4:
-        raise ValueError(f"pred must be [B, C, H, W], got shape {tuple(pred.shape)}")
-    if pred.shape != target.shape:
-        raise ValueError(
-            f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape; "
-            "pass the prediction and the real image at the same size"
-        )
-    batch, _, height, width = pred.shape
-    if mask.shape != (batch, 1, height, width):
-        raise ValueError(
-            f"mask is {tuple(mask.shape)} but must be {(batch, 1, height, width)} to match pred; "
-            "pass a single-channel mask at the image size"
-        )
+from raiha.metrics.shapes import check_image_batch
 
 
 def foreground_normalized_mse(
@@ -37,7 +22,7 @@ def foreground_normalized_mse(
     Returns:
         A scalar tensor.
     """
-    _check_loss_inputs(pred, target, mask)
+    check_image_batch(pred, target, mask)
     channels = pred.shape[1]
     squared_error_sum = (pred - target).pow(2).sum(dim=(1, 2, 3))  # [B]
     fg_area = mask.sum(dim=(1, 2, 3)).clamp(min=min_area)  # [B]
