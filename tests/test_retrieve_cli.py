@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +98,33 @@ def test_settings_defaults_are_the_synthetic_config() -> None:
     settings = RetrievalSettings.from_dict(OmegaConf.to_container(cfg))
     assert settings.image_size is None
     assert settings.with_image_size(64) == RetrievalSettings()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_torchrun_with_two_processes_writes_the_lists_of_one(tmp_path: Path) -> None:
+    """``torchrun --nproc_per_node 2 -m raiha.retrieve``: gloo, the queries dealt out in parts
+    between the two ranks, merged by rank zero into the bytes a single process writes."""
+    overrides = [*TINY, "retrieval.query_part_size=16"]
+    env = {**os.environ, "RAIHA_DATA_DIR": str(tmp_path / "data"), "RAIHA_LOG_DIR": str(tmp_path / "logs"),
+           "OMP_NUM_THREADS": "1"}  # fmt: skip
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--master_port", str(_free_port()), "-m", "raiha.retrieve", *overrides]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "rank 1: scoring part 2 of 7" in output and "rank 0: scoring part 1 of 7" in output
+    single = retrieve(compose_config("retrieve", overrides, output_dir=tmp_path / "one", data_dir=tmp_path / "one"))
+    two = sorted((tmp_path / "data" / "retrieval").glob("*/lists/*/IHD_*.jsonl"))
+    assert [path.name for path in two] == ["IHD_test.jsonl", "IHD_train.jsonl"]
+    for path in two:
+        split = path.stem.removeprefix("IHD_")
+        assert path.read_bytes() == Path(single["lists"][split]).read_bytes()
+    assert not list((tmp_path / "data" / "retrieval").glob("*/lists/parts-*"))
+    runs = list((tmp_path / "logs" / "retrieve" / "runs").glob("*/retrieval.json"))
+    assert len(runs) == 1 and json.loads(runs[0].read_text())["summary"]["ranks"] == 2

@@ -5,6 +5,11 @@ chosen splits (:func:`raiha.retrieval.pipeline.build_reference_lists`, cached un
 ``${paths.data_dir}/retrieval``). On the synthetic world the lists are also scored
 against the ground truth: ``retrieval_score.json`` next to the lists. The run folder
 (``${paths.output_dir}``) receives ``retrieval.json``: list paths, counts and scores.
+
+Several processes share the search: ``torchrun --nproc_per_node 8 -m raiha.retrieve ...``
+(or SLURM tasks exporting ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``). Rank
+zero builds the stores, every rank scores its parts of the queries, rank zero merges them
+and writes the lists and the reports; a job killed midway resumes from the parts it wrote.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from raiha.retrieval.ground_truth_score import score_reference_lists, write_scor
 from raiha.retrieval.pipeline import build_reference_lists
 from raiha.retrieval.settings import RetrievalSettings
 from raiha.utils.config import CONFIG_DIR
+from raiha.utils.rank_group import rank_group_from_environment
 from raiha.world import SyntheticWorldConfig, ensure_world, load_ground_truth
 
 log = logging.getLogger(__name__)
@@ -51,7 +57,10 @@ def retrieve(cfg: DictConfig) -> dict[str, Any]:
     settings = RetrievalSettings.from_dict(OmegaConf.to_container(cfg.retrieval, resolve=True))
     # retrieval.image_size null: the world's size (the harmonizer's 1/8 grid on that world)
     settings = settings.with_image_size(int(cfg.synthetic.image_size))
-    root = dataset_root(cfg)
+    group = rank_group_from_environment()
+    root = dataset_root(cfg) if group.is_zero else None
+    group.barrier()  # the synthetic world exists
+    root = root or dataset_root(cfg)
     outputs = build_reference_lists(
         root,
         cfg.paths.data_dir,
@@ -59,6 +68,7 @@ def retrieve(cfg: DictConfig) -> dict[str, Any]:
         splits=list(cfg.splits),
         progress=bool(cfg.progress),
         rebuild=bool(cfg.rebuild),
+        group=group,
     )
     record: dict[str, Any] = {
         "root": str(root),
@@ -66,6 +76,8 @@ def retrieve(cfg: DictConfig) -> dict[str, Any]:
         "reused": outputs.reused,
         "summary": outputs.summary,
     }
+    if not group.is_zero:
+        return record  # the reports are rank zero's
     if cfg.data_source == "synthetic":
         score = score_reference_lists(outputs.lists, load_ground_truth(root), cap=settings.max_refs)
         record["score_file"] = str(write_score(outputs.lists_dir / SCORE_FILE, score))

@@ -3,6 +3,7 @@ cached next to the lists (no search, the same bytes as a search); others search 
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from raiha.io.errors import RaihaDataError
 from raiha.io.reference_lists import read_reference_list
 from raiha.io.split_lists import read_split
-from raiha.retrieval import list_search, pipeline
+from raiha.retrieval import list_search, split_search
 from raiha.retrieval.pipeline import ReferencePipelineOutputs, build_reference_lists
 from raiha.retrieval.search.score_cache import CachedScores
 from raiha.retrieval.settings import RetrievalSettings
@@ -125,6 +126,26 @@ def test_an_indexed_search_vouches_for_its_low_end_and_a_lower_one_extends_it(
     assert searches == [] and _same_bytes(derived, _fresh(world, data_dir, tmp_path, between))
 
 
+@pytest.mark.parametrize("search", ["indexed", "batched"])
+def test_a_sweep_that_sets_search_low_searches_once_in_any_order(
+    world: Path, tmp_path: Path, searches: list[int], search: str
+) -> None:
+    """retrieval.search_low: the default rule searched first still serves a lower range."""
+    data_dir = tmp_path / "cache"
+    sweep = [_settings(search=search, search_low=0.7, **rule) for rule in
+             ({}, {"eps_a_range": (0.7, 0.8)}, {"eps_a": 0.8, "max_refs": 3})]  # fmt: skip
+    first = build_reference_lists(world, data_dir, sweep[0], progress=False)
+    assert sum(searches) == 80
+    scores_file = next(data_dir.glob("retrieval/*/lists/scores-test-*"))
+    assert CachedScores.load(scores_file).vouched_low == pytest.approx(0.7)
+    searches.clear()
+    derived = [build_reference_lists(world, data_dir, rule, progress=False) for rule in sweep[1:]]
+    assert searches == []
+    for rule, out in zip(sweep, [first, *derived]):
+        plain = dataclasses.replace(rule, search_low=None)  # the same lists without search_low
+        assert _same_bytes(out, _fresh(world, data_dir, tmp_path, plain))
+
+
 def test_pipeline_builds_no_searcher_for_a_derived_rule(
     world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -132,8 +153,8 @@ def test_pipeline_builds_no_searcher_for_a_derived_rule(
     data_dir = tmp_path / "cache"
     build_reference_lists(world, data_dir, _settings(), progress=False)
     made: list[str] = []
-    real = pipeline._make_searcher
-    monkeypatch.setattr(pipeline, "_make_searcher", lambda g, s: made.append(s.search) or real(g, s))
+    real = split_search.make_searcher_for
+    monkeypatch.setattr(split_search, "make_searcher_for", lambda g, s: made.append(s.search) or real(g, s))
     build_reference_lists(world, data_dir, _settings(eps_a_range=(0.8, 0.9)), progress=False)
     assert made == []
     build_reference_lists(world, data_dir, _settings(eps_c=0.65), progress=False)

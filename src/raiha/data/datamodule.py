@@ -29,6 +29,7 @@ from raiha.data.references.wiring import (
 from raiha.data.resize_cache import build_resized_cache, cache_key
 from raiha.io.errors import RaihaDataError
 from raiha.io.split_lists import HarmonizationRecord, read_split
+from raiha.utils.rank_group import SINGLE_PROCESS, RankGroup
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +167,16 @@ class HarmonizationDataModule(L.LightningDataModule):
                                  (self.hparams.test_split, self.hparams.limit_test)):
                 records = self._records(split, limit)
                 build_resized_cache(self.dataset_root(), records, self.hparams.image_size, self._cache_root())
-        if self.references_enabled:
+        if self.references_enabled and self._ranks().world_size == 1:
             prepare_references(self.reference_settings, self.dataset_root(), Path(self.hparams.data_dir), build=True)
+        # with several ranks the references are built in setup, where every rank shares the search
+
+    def _ranks(self) -> RankGroup:
+        """The trainer's ranks (one process without a trainer)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or trainer.world_size == 1:
+            return SINGLE_PROCESS
+        return RankGroup(trainer.global_rank, trainer.world_size, trainer.strategy.barrier)
 
     @property
     def references_enabled(self) -> bool:
@@ -188,7 +197,10 @@ class HarmonizationDataModule(L.LightningDataModule):
         test_records = all_test
         settings = self.reference_settings
         if self.references_enabled:
-            self.reference_artifacts = prepare_references(settings, root, Path(self.hparams.data_dir), build=False)
+            ranks = self._ranks()  # several: rank zero builds the stores, every rank scores its parts
+            self.reference_artifacts = prepare_references(
+                settings, root, Path(self.hparams.data_dir), build=ranks.world_size > 1, group=ranks
+            )
             if settings.test_only_listed and self.reference_artifacts.lists.get("test"):
                 # RAHarmony4: the test composites that have references (2,248 of 7,404 for iHarmony4)
                 listed = self.reference_artifacts.lists["test"]

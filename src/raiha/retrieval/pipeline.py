@@ -23,7 +23,6 @@ search) searches and replaces them with the wider scores.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -38,22 +37,15 @@ from raiha.io.errors import RaihaDataError
 from raiha.io.reference_lists import write_reference_list
 from raiha.io.split_lists import HarmonizationRecord, read_split
 from raiha.retrieval.features.registry import create_extractor
-from raiha.retrieval.list_search import (
-    extracted_features,
-    load_cached_scores,
-    make_searcher,
-    score_cache_location,
-    score_split,
-    split_entries,
-    stored_features,
-)
-from raiha.retrieval.search.patch_index import PatchIndex
+from raiha.retrieval.list_search import split_entries
 from raiha.retrieval.search.rule import RetrievalConfig
 from raiha.retrieval.search.score_cache import CachedScores
 from raiha.retrieval.settings import RetrievalSettings, short_hash
+from raiha.retrieval.split_search import SplitSearch, prepare_search
 from raiha.retrieval.store.compression import resolve_compression
 from raiha.retrieval.store.feature_store import FeatureStore, image_list_sha256
 from raiha.retrieval.store.store_builder import build_feature_store
+from raiha.utils.rank_group import SINGLE_PROCESS, RankGroup
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +105,14 @@ def build_reference_lists(
     splits: Sequence[str] = ("train", "test"),
     progress: bool = True,
     rebuild: bool = False,
+    group: RankGroup = SINGLE_PROCESS,
 ) -> ReferencePipelineOutputs:
     """Build (or reuse) the stores and the reference lists of ``splits``; see the module docstring.
+
+    With a ``group`` of several processes (``torchrun``, Lightning's DDP) every rank calls
+    this: rank zero builds the stores (and the patch index), each rank scores its parts of
+    the queries (:mod:`raiha.retrieval.query_parts`), rank zero merges them and writes the
+    lists (the bytes one process writes), and every rank returns the outputs.
 
     Args:
         root: the dataset root in iHarmony4 layout (split lists, subsets' folders).
@@ -124,17 +122,22 @@ def build_reference_lists(
         progress: show rich progress bars.
         rebuild: replace stores built with other settings (e.g. changed extractor weights,
             which keep the folder name) and recompute the lists.
+        group: this process's rank among the job's processes.
     """
     start = time.perf_counter()
     root = Path(root)
     records = {split: read_split(root, split, settings.subsets) for split in splits}
     gallery_paths = gallery_images(root, settings.subsets)
     folder = _features_dir(root, data_dir, settings)
-    extractor = create_extractor(settings.extractor, **dict(settings.extractor_kwargs))
-    extractor = extractor.to(settings.device)
-    gallery, composite_stores, composite_keys = _build_stores(
-        root, folder, records, gallery_paths, extractor, settings, progress, rebuild
-    )
+    extractor = _extractor(settings) if group.is_zero else None
+    if group.is_zero:
+        gallery, composite_stores, composite_keys = _build_stores(
+            root, folder, records, gallery_paths, extractor, settings, progress, rebuild
+        )
+        prepare_search(folder, settings, gallery, composite_keys, records, rebuild, group)
+    group.barrier()  # the stores (and the patch index) exist
+    if not group.is_zero:
+        gallery, composite_stores, composite_keys = _open_stores(root, folder, records, gallery_paths, settings)
     lists_dir, key = _lists_location(folder, settings, gallery, composite_keys, splits)
     lists = {split: lists_dir / f"IHD_{split}.jsonl" for split in splits}
     cached = _cached_summary(lists_dir, key, lists)
@@ -144,25 +147,49 @@ def build_reference_lists(
     summary: dict[str, Any] = {"key": key, "gallery_images": len(gallery), "splits": {}}
     summary["gallery_skipped"] = gallery.skipped
     summary["scores_reused"] = {}
+    summary["ranks"] = group.world_size
     config = settings.retrieval_config()
-    searcher = None  # built on the first split whose scores are not cached
+    def make_extractor() -> Any:  # other ranks build it only to extract unstored composites
+        return extractor or _extractor(settings)
+
+    search = SplitSearch(root, folder, gallery, make_extractor, settings, config, group, progress)
     for split in splits:
-        scores, reused, searcher = _split_scores(
-            split, root, folder, records[split], gallery, composite_stores.get(split),
-            composite_keys[split], extractor, settings, config, searcher, progress, rebuild,
-        )  # fmt: skip
+        scores, reused = search.scores(split, records[split], composite_stores.get(split),
+                                       composite_keys[split], rebuild)  # fmt: skip
         summary["scores_reused"][split] = reused
-        entries, counts = split_entries(records[split], scores, config, gallery.image_paths)
-        write_reference_list(lists[split], entries)
-        summary["splits"][split] = counts
-        log.info(
-            "%s: %d composites, %d without a valid reference (written with refs: []), %.2f refs on average",
-            split, counts["composites"], counts["empty"], counts["mean_refs"],
-        )  # fmt: skip
-    summary["seconds"] = round(time.perf_counter() - start, 1)
-    atomic_write_json(lists_dir / SUMMARY_FILE, summary)  # written last: marks the lists complete
-    record_build(lists_dir, "reference_lists", summary["seconds"], splits=list(splits))
+        if group.is_zero:
+            summary["splits"][split] = _write_list(lists[split], split, records[split], scores, config, gallery)
+    if group.is_zero:
+        summary["seconds"] = round(time.perf_counter() - start, 1)
+        atomic_write_json(lists_dir / SUMMARY_FILE, summary)  # written last: marks the lists complete
+        record_build(lists_dir, "reference_lists", summary["seconds"], splits=list(splits))
+    group.barrier()  # the lists are written
+    if not group.is_zero:
+        summary = _cached_summary(lists_dir, key, lists) or summary
     return ReferencePipelineOutputs(lists, lists_dir, gallery, composite_stores, summary, False)
+
+
+def _extractor(settings: RetrievalSettings) -> Any:
+    """The content extractor of ``settings``, on its device."""
+    return create_extractor(settings.extractor, **dict(settings.extractor_kwargs)).to(settings.device)
+
+
+def _write_list(
+    path: Path,
+    split: str,
+    records: list[HarmonizationRecord],
+    scores: CachedScores,
+    config: RetrievalConfig,
+    gallery: FeatureStore,
+) -> dict[str, Any]:
+    """Write the split's list from its scores; returns its counts."""
+    entries, counts = split_entries(records, scores, config, gallery.image_paths)
+    write_reference_list(path, entries)
+    log.info(
+        "%s: %d composites, %d without a valid reference (written with refs: []), %.2f refs on average",
+        split, counts["composites"], counts["empty"], counts["mean_refs"],
+    )  # fmt: skip
+    return counts
 
 
 def _build_stores(
@@ -202,51 +229,6 @@ def _build_stores(
     return gallery, composite_stores, composite_keys
 
 
-def _split_scores(
-    split: str,
-    root: Path,
-    folder: Path,
-    records: list[HarmonizationRecord],
-    gallery: FeatureStore,
-    composite_store: FeatureStore | None,
-    composite_key: Any,
-    extractor: Any,
-    settings: RetrievalSettings,
-    config: RetrievalConfig,
-    searcher: Any,
-    progress: bool,
-    rebuild: bool,
-) -> tuple[CachedScores, bool, Any]:
-    """The split's scores: from the score cache when it covers ``config``, else searched (the
-    searcher is built once, on the first split that needs it) and saved. Returns the scores,
-    whether they were reused, and the searcher."""
-    scores_path, scores_key = score_cache_location(
-        folder, settings, gallery, composite_key, records, split
-    )
-    scores = None if rebuild else load_cached_scores(scores_path, scores_key, config)
-    if scores is not None:
-        log.info("%s: lists derived from the cached scores %s", split, scores_path.name)
-        return scores, True, searcher
-    searcher = searcher or _make_searcher(gallery, settings)
-    features = (
-        stored_features(records, composite_store)
-        if composite_store is not None
-        else extracted_features(records, extractor, root, settings)
-    )
-    scores = score_split(
-        split, features, len(records), searcher, config, root, settings, progress, scores_key
-    )
-    scores.save(scores_path)
-    return scores, False, searcher
-
-
-def _make_searcher(gallery: FeatureStore, settings: RetrievalSettings) -> Any:
-    """The searcher of ``settings.search`` (with the gallery's patch index where it uses one)."""
-    indexed = settings.search in ("indexed", "batched")
-    index = _patch_index(gallery, settings) if indexed else None
-    return make_searcher(gallery, settings.search, index, settings.search_device)
-
-
 def _unstored_key(settings: RetrievalSettings, names: Sequence[str]) -> dict[str, Any]:
     """What composites searched without a store are: the extractor settings and the list."""
     return {
@@ -279,20 +261,6 @@ def _cached_summary(
     return summary if summary.get("key") == json.loads(json.dumps(key)) else None
 
 
-def _patch_index(gallery: FeatureStore, settings: RetrievalSettings) -> PatchIndex:
-    """The gallery's patch index, loaded from its cache file or built and saved."""
-    name = short_hash({"index": dataclasses.asdict(settings.index), "gallery": gallery.key})
-    path = gallery.folder / f"index-{name}.safetensors"
-    if path.is_file():
-        index = PatchIndex.load(path)
-        if index.num_images == len(gallery):
-            return index
-    log.info("building the patch index of %d gallery images", len(gallery))
-    index = PatchIndex.build(gallery, settings.index, device=settings.device)
-    index.save(path)
-    return index
-
-
 def run_reference_pipeline(
     *,
     root: str | Path,
@@ -301,8 +269,9 @@ def run_reference_pipeline(
     settings: Mapping[str, Any],
     build: bool,
     splits: Sequence[str] = ("train", "test"),
+    group: RankGroup = SINGLE_PROCESS,
 ) -> ReferencePipelineOutputs:
-    """Entry point for the datamodule: build (``build=True``, rank zero) or open the outputs.
+    """Entry point for the datamodule: build (``build=True``) or open the outputs.
 
     Complete outputs for these settings are opened without building the extractor (the
     test protocol calls this once per reference seed; loading a ViT only to find the cache
@@ -315,6 +284,7 @@ def run_reference_pipeline(
         image_size: the retrieval image size unless ``settings`` gives ``image_size``.
         settings: :class:`RetrievalSettings` fields (``data.references.retrieval``).
         build: compute missing outputs; False only opens them (other ranks, after rank zero).
+        group: the job's ranks, which then all call this and share the search (DDP).
     """
     resolved = RetrievalSettings.from_dict({"image_size": image_size, **dict(settings)})
     try:
@@ -322,7 +292,7 @@ def run_reference_pipeline(
     except (RaihaDataError, FileNotFoundError, ValueError):
         if not build:
             raise
-    return build_reference_lists(root, data_dir, resolved, splits=splits, progress=False)
+    return build_reference_lists(root, data_dir, resolved, splits=splits, progress=False, group=group)
 
 
 def open_reference_lists(
@@ -335,26 +305,10 @@ def open_reference_lists(
     """The outputs of an earlier :func:`build_reference_lists` with the same settings (no computing)."""
     root = Path(root)
     folder = _features_dir(root, data_dir, settings)
-    gallery_paths = gallery_images(root, settings.subsets)
-    gallery_folder = folder / f"gallery-{image_list_sha256(gallery_paths)[:10]}"
-    if not (gallery_folder / "manifest.json").is_file():
-        raise RaihaDataError(
-            f"no retrieval outputs for these settings under {folder}; build them with "
-            "`python -m raiha.retrieve` or the datamodule's prepare_data (rank zero)"
-        )
-    gallery = _open_store(gallery_folder, gallery_paths, settings, settings.compression)
-    stores: dict[str, FeatureStore] = {}
-    composite_keys: dict[str, Any] = {}
-    for split in splits:
-        names = [record.composite for record in read_split(root, split, settings.subsets)]
-        if settings.store_composites:
-            stores[split] = _open_store(
-                folder / f"composites-{split}-{image_list_sha256(names)[:10]}",
-                names, settings, settings.composite_compression,
-            )  # fmt: skip
-            composite_keys[split] = stores[split].key
-        else:
-            composite_keys[split] = _unstored_key(settings, names)
+    records = {split: read_split(root, split, settings.subsets) for split in splits}
+    gallery, stores, composite_keys = _open_stores(
+        root, folder, records, gallery_images(root, settings.subsets), settings
+    )
     lists_dir, key = _lists_location(folder, settings, gallery, composite_keys, splits)
     lists = {split: lists_dir / f"IHD_{split}.jsonl" for split in splits}
     summary = _cached_summary(lists_dir, key, lists)
@@ -364,6 +318,36 @@ def open_reference_lists(
             "them with `python -m raiha.retrieve` or the datamodule's prepare_data (rank zero)"
         )
     return ReferencePipelineOutputs(lists, lists_dir, gallery, stores, summary, True)
+
+
+def _open_stores(
+    root: Path,
+    folder: Path,
+    records: Mapping[str, list[HarmonizationRecord]],
+    gallery_paths: list[str],
+    settings: RetrievalSettings,
+) -> tuple[FeatureStore, dict[str, FeatureStore], dict[str, Any]]:
+    """The finished gallery store and each split's composite store (or, unstored, its key)."""
+    gallery_folder = folder / f"gallery-{image_list_sha256(gallery_paths)[:10]}"
+    if not (gallery_folder / "manifest.json").is_file():
+        raise RaihaDataError(
+            f"no retrieval outputs for these settings under {folder}; build them with "
+            "`python -m raiha.retrieve` or the datamodule's prepare_data (rank zero)"
+        )
+    gallery = _open_store(gallery_folder, gallery_paths, settings, settings.compression)
+    stores: dict[str, FeatureStore] = {}
+    composite_keys: dict[str, Any] = {}
+    for split, split_records in records.items():
+        names = [record.composite for record in split_records]
+        if settings.store_composites:
+            stores[split] = _open_store(
+                folder / f"composites-{split}-{image_list_sha256(names)[:10]}",
+                names, settings, settings.composite_compression,
+            )  # fmt: skip
+            composite_keys[split] = stores[split].key
+        else:
+            composite_keys[split] = _unstored_key(settings, names)
+    return gallery, stores, composite_keys
 
 
 def _open_store(

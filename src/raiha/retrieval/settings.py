@@ -82,6 +82,14 @@ class RetrievalSettings:
         batch_size, shard_size, num_workers, device: extraction settings.
         skip_unreadable: skip (and record) unreadable images instead of failing.
         subsets: restrict the split lists to these subsets (None: all).
+        query_part_size: the queries of a split are scored in parts of this many, one
+            file each (:mod:`raiha.retrieval.query_parts`): the unit the ranks of a job
+            share and a killed job resumes from. The lists do not depend on it.
+        search_low: score down to this illumination low end when searching (None: the
+            rule's own). The ``indexed`` and ``batched`` searches prune by the low end, so
+            their cached scores serve rules at or above it: an eps_a sweep sets the sweep's
+            lowest low end here and every rule derives its lists from one search, in any
+            order. The lists do not depend on it.
     """
 
     extractor: str = "synthetic"
@@ -105,6 +113,8 @@ class RetrievalSettings:
     device: str = "cpu"
     skip_unreadable: bool = False
     subsets: tuple[str, ...] | None = None
+    query_part_size: int = 512
+    search_low: float | None = None
 
     def __post_init__(self) -> None:
         if self.search not in SEARCH_METHODS:
@@ -115,6 +125,8 @@ class RetrievalSettings:
             raise ValueError(
                 f"retrieval.search_device must be one of {SEARCH_DEVICES}, got {self.search_device!r}"
             )
+        if self.query_part_size < 1:
+            raise ValueError(f"retrieval.query_part_size must be >= 1, got {self.query_part_size}")
         if self.image_size is not None and self.image_size < 8:
             raise ValueError(f"retrieval.image_size must be >= 8, got {self.image_size}")
         if self.eps_a_range is not None:
@@ -161,6 +173,15 @@ class RetrievalSettings:
         return RetrievalConfig(
             eps_c=self.eps_c, eps_a=self.eps_a, eps_a_range=self.eps_a_range, max_refs=self.max_refs
         )
+
+    def search_config(self) -> RetrievalConfig:
+        """The rule the search scores for: :meth:`retrieval_config` with its low end lowered to
+        ``search_low`` (when lower) and no cap, so that the scores serve every rule above it."""
+        rule = self.retrieval_config()
+        low = rule.eps_a_bounds[0]
+        if self.search_low is None or self.search_low >= low:
+            return rule
+        return RetrievalConfig(eps_c=self.eps_c, eps_a=float(self.search_low))
 
     def features_key(self, root: str | Path) -> str:
         """Folder name of the stores: extractor, HSV, size and the dataset root."""

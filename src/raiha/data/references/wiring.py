@@ -19,6 +19,7 @@ from raiha.data.references.semantic_grids import SemanticGridLookup
 from raiha.data.references.settings import AUTO, SPLITS, ReferenceSettings
 from raiha.io.errors import RaihaDataError
 from raiha.io.reference_lists import read_reference_list, reference_map
+from raiha.utils.rank_group import SINGLE_PROCESS, RankGroup
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,12 @@ def _resolve(root: Path, path: str) -> Path:
 
 
 def prepare_references(
-    settings: ReferenceSettings, root: Path, data_dir: Path, *, build: bool
+    settings: ReferenceSettings,
+    root: Path,
+    data_dir: Path,
+    *,
+    build: bool,
+    group: RankGroup = SINGLE_PROCESS,
 ) -> ReferenceArtifacts:
     """Read (or, with ``build``, first create) what the reference setting needs.
 
@@ -48,7 +54,9 @@ def prepare_references(
         settings: the datamodule's reference settings (retrieval settings resolved).
         root: the dataset root (paths in lists are relative to it).
         data_dir: where the retrieval pipeline caches its stores and lists.
-        build: run the retrieval pipeline if its outputs are missing (rank zero, once).
+        build: run the retrieval pipeline if its outputs are missing (rank zero, once; or
+            every rank of ``group``, which then share the search).
+        group: the job's ranks (DDP), when they build together.
     """
     pipeline_outputs = None
     if settings.needs_pipeline:
@@ -57,7 +65,7 @@ def prepare_references(
         retrieval = settings.retrieval
         pipeline_outputs = run_reference_pipeline(
             root=root, data_dir=data_dir, image_size=int(retrieval.image_size),
-            settings=retrieval.to_dict(), build=build,
+            settings=retrieval.to_dict(), build=build, group=group,
         )
     artifacts = ReferenceArtifacts()
     if pipeline_outputs is not None:

@@ -69,6 +69,28 @@ class CachedScores:
             illumination.float(), unscored, key,
         )  # fmt: skip
 
+    @classmethod
+    def concatenate(cls, parts: Sequence[CachedScores], key: str = "") -> CachedScores:
+        """The scores of consecutive query ranges as one (the parts' own keys are dropped).
+
+        All parts share eps_c; the result vouches for the highest of their low ends."""
+        if not parts:
+            raise ValueError("no scores to concatenate")
+        thresholds = {part.eps_c for part in parts}
+        if len(thresholds) > 1:
+            raise ValueError(f"scores at different eps_c {sorted(thresholds)} cannot be concatenated")
+        shifts = torch.tensor([0] + [len(part.images) for part in parts[:-1]]).cumsum(0).tolist()
+        offsets = torch.cat(
+            [parts[0].offsets[:1]] + [part.offsets[1:] + shift for part, shift in zip(parts, shifts)]
+        )  # [Q + 1]
+        unscored = [part.unscored for part in parts]
+        return cls(
+            parts[0].eps_c, max(part.vouched_low for part in parts), offsets,
+            torch.cat([part.images for part in parts]), torch.cat([part.content for part in parts]),
+            torch.cat([part.illumination for part in parts]),
+            None if any(u is None for u in unscored) else torch.cat(unscored), key,
+        )  # fmt: skip
+
     @property
     def num_queries(self) -> int:
         return len(self.offsets) - 1
