@@ -40,7 +40,7 @@ def test_source_content_is_a_new_tensor_and_leaves_the_shards_alone(store: Featu
     files = sorted(store.folder.glob("*.npy"))
     before = {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in files}
     first = store.source_content(20)
-    first.fill_(123.0)  # the shards are copy-on-write maps: a view here would corrupt reads
+    first.fill_(123.0)  # a view of the shard maps here would crash or corrupt later reads
     assert torch.equal(store.source_content(20), old_source_content(store, 20))
     assert not bool((store.source_content(20) == 123.0).all())
     reopened = FeatureStore.open(store.folder)

@@ -287,9 +287,9 @@ class FeatureCompressor:
         return dequantize_rows(arrays[kind], arrays[f"{kind}_scale"])
 
     def decode_float32(self, kind: str, arrays: dict[str, np.ndarray]) -> Tensor:
-        """``decode(kind, arrays).float()`` (the same values) as a new float32 tensor, with one
-        copy: the stored arrays (e.g. views into copy-on-write memory maps) are only read."""
-        values = _readable_tensor(arrays[kind])  # [..., dim], no copy
+        """``decode(kind, arrays).float()`` (the same values) as a new float32 tensor; the
+        stored arrays (e.g. views of read-only memory maps) are only read."""
+        values = _readable_tensor(arrays[kind])  # [..., dim]
         if not self.config.quantises:
             return values.to(torch.float32, copy=True)  # float16 -> float32 is exact
         scales = _readable_tensor(arrays[f"{kind}_scale"])  # [...]
@@ -344,8 +344,9 @@ class FeatureCompressor:
 
 
 def _readable_tensor(array: np.ndarray) -> Tensor:
-    """A tensor sharing ``array``'s memory; read-only arrays (``mmap_mode="r"``) are copied,
-    since ``torch.from_numpy`` warns on them."""
+    """A tensor of ``array``: shares writable arrays' memory; read-only ones (views of
+    ``mmap_mode="r"`` maps) are copied once, since a tensor over read-only memory is
+    undefined behaviour in torch (and ``torch.from_numpy`` warns)."""
     return torch.from_numpy(array if array.flags.writeable else np.array(array))
 
 

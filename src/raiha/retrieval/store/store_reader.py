@@ -1,9 +1,8 @@
 """Reads a finished feature store (memory-mapped shards, decoded rows); see
 :mod:`raiha.retrieval.store.feature_store` for the layout.
 
-Shards are memory-mapped once per store object (so once per data loader worker) and
-copy-on-write (``mmap_mode="c"``): rows are read without copies and nothing is ever
-written back to a shard file.
+Shards are memory-mapped read-only once per store object (so once per data loader worker);
+one image's rows are read as views of the maps (see :meth:`FeatureStore.source_content`).
 """
 
 from __future__ import annotations
@@ -101,11 +100,11 @@ class FeatureStore:
         return len(self._image_paths)
 
     def _array(self, kind: str, shard: int) -> np.ndarray:
-        """Shard ``shard`` of ``kind``, memory-mapped on first use (copy-on-write: writable
-        views for ``torch.from_numpy``, never written to the file)."""
+        """Shard ``shard`` of ``kind``, memory-mapped read-only on first use (shared pages: no
+        memory charged per worker, unlike a copy-on-write map)."""
         if (kind, shard) not in self._arrays:
             self._arrays[(kind, shard)] = np.load(
-                shard_file(self.folder, kind, shard), mmap_mode="c"
+                shard_file(self.folder, kind, shard), mmap_mode="r"
             )
         return self._arrays[(kind, shard)]
 
@@ -159,9 +158,10 @@ class FeatureStore:
         :meth:`content`. SGF semantic grids use this, so a model sees the same channel
         count whatever the store's compression.
 
-        Equal (``torch.equal``) to ``content(index).float() @ basis`` (the generic row read),
-        with one read of the image's rows and no intermediate copies: the semantic grids
-        of every training sample come from here. A new tensor: the caller may modify it.
+        Equal (``torch.equal``) to ``content(index).float() @ basis`` (the generic row read)
+        but reads the image's rows directly (no index arrays, gathers or extra float copy):
+        the semantic grids of every training sample come from here. A new tensor: the
+        caller may modify it.
         """
         arrays = self._image_arrays("content", int(index))
         rows = self.compressor.decode_float32("content", arrays)  # [h*w, k or C]
