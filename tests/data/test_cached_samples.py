@@ -1,7 +1,10 @@
-"""The fast loader path (raw .npy resize cache, cached references, memoised paths) gives
-exactly the samples of the on-the-fly path: every key, every source, with semantic grids."""
+"""The fast loader path (raw .npy resize cache, cached references, memoised paths, one-image
+grid reads from the feature stores) gives exactly the samples of the on-the-fly path: every
+key, every source, with semantic grids."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +15,7 @@ from raiha.data.references.semantic_grids import SemanticGridLookup
 from raiha.data.resize_cache import build_resized_cache
 from raiha.io.split_lists import read_split
 from raiha.world import SyntheticWorldConfig, ensure_world
+from tests.store_helpers import OldPathStore, write_random_store
 
 SIZE = 24  # the world is drawn at 32 px: both paths resize
 
@@ -95,6 +99,49 @@ def test_cached_samples_equal_the_on_the_fly_samples(bases, use_augmented: bool)
             _assert_same(fast, slow)
             sources.add(fast["reference_source"])
     # retrieved (cached and not) and augmented, or none (empty lists without augmentation)
+    assert sources == ({1, 2} if use_augmented else {0, 1})
+
+
+@pytest.mark.parametrize(
+    ("composite_spec", "gallery_spec", "use_augmented"),
+    [
+        ("fp16", "pca_int8:8", True),
+        ("pca_int8:8", "fp16", False),
+        ("random_int8:12", "pca_int8:8", True),
+    ],
+)
+def test_store_grids_equal_the_generic_read_in_whole_samples(
+    bases, tmp_path: Path, composite_spec: str, gallery_spec: str, use_augmented: bool
+) -> None:
+    """Real stores (fp16 and projected int8, several shards): samples with the one-image
+    ``source_content`` equal, key by key, those with the generic row read it replaced."""
+    cached, _, outside = bases
+    lists = _lists(cached, outside)
+    composites = [record.composite for record in cached.records]
+    gallery = [record.real for record in cached.records] + outside
+    stores = [
+        write_random_store(tmp_path / "composites", composites, composite_spec, shard_size=5),
+        write_random_store(tmp_path / "gallery", gallery, gallery_spec, shard_size=7, seed=1),
+    ]
+    assert any(store.compressor.basis is not None for store in stores)  # a projected one
+    fast, slow = (
+        ReferenceDataset(
+            cached, reference_lists=lists, use_augmented=use_augmented, seed=3, semantic=semantic
+        )
+        for semantic in (
+            SemanticGridLookup(stores),
+            SemanticGridLookup([OldPathStore(store) for store in stores]),
+        )
+    )
+    sources = set()
+    for epoch in (0, 1):
+        fast.set_epoch(epoch)
+        slow.set_epoch(epoch)
+        for index in range(len(cached)):
+            sample = fast[index]
+            _assert_same(sample, slow[index])
+            assert sample["semantic"].shape == (24, 3, 3)
+            sources.add(sample["reference_source"])
     assert sources == ({1, 2} if use_augmented else {0, 1})
 
 

@@ -286,6 +286,15 @@ class FeatureCompressor:
             return torch.from_numpy(np.ascontiguousarray(arrays[kind]))
         return dequantize_rows(arrays[kind], arrays[f"{kind}_scale"])
 
+    def decode_float32(self, kind: str, arrays: dict[str, np.ndarray]) -> Tensor:
+        """``decode(kind, arrays).float()`` (the same values) as a new float32 tensor; the
+        stored arrays (e.g. views of read-only memory maps) are only read."""
+        values = _readable_tensor(arrays[kind])  # [..., dim]
+        if not self.config.quantises:
+            return values.to(torch.float32, copy=True)  # float16 -> float32 is exact
+        scales = _readable_tensor(arrays[f"{kind}_scale"])  # [...]
+        return values.float() * scales.float()[..., None]  # as dequantize_rows
+
     def compress_query(self, query: RetrievalQuery) -> RetrievalQuery:
         """The query as the store holds features: projected and quantised like the gallery.
 
@@ -332,6 +341,13 @@ class FeatureCompressor:
         with safe_open(str(path), framework="pt") as handle:
             basis = handle.get_tensor("basis")
         return cls(config, source_dim, basis)
+
+
+def _readable_tensor(array: np.ndarray) -> Tensor:
+    """A tensor of ``array``: shares writable arrays' memory; read-only ones (views of
+    ``mmap_mode="r"`` maps) are copied once, since a tensor over read-only memory is
+    undefined behaviour in torch (and ``torch.from_numpy`` warns)."""
+    return torch.from_numpy(array if array.flags.writeable else np.array(array))
 
 
 def _fp16(array: Tensor) -> np.ndarray:

@@ -1,9 +1,14 @@
 """Reads a finished feature store (memory-mapped shards, decoded rows); see
-:mod:`raiha.retrieval.store.feature_store` for the layout."""
+:mod:`raiha.retrieval.store.feature_store` for the layout.
+
+Shards are memory-mapped read-only once per store object (so once per data loader worker);
+one image's rows are read as views of the maps (see :meth:`FeatureStore.source_content`).
+"""
 
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +39,7 @@ class FeatureStore:
         self.skipped: list[dict[str, str]] = [item for shard in shards for item in shard["skipped"]]
         counts = np.array([len(shard["paths"]) for shard in shards], dtype=np.int64)
         self._shard_starts = np.concatenate([[0], np.cumsum(counts)])  # [num_shards + 1]
+        self._shard_start_list: list[int] = self._shard_starts.tolist()  # for one-image reads
         self._arrays: dict[tuple[str, int], np.ndarray] = {}
         self.compressor = load_compressor(folder, manifest)
 
@@ -94,11 +100,27 @@ class FeatureStore:
         return len(self._image_paths)
 
     def _array(self, kind: str, shard: int) -> np.ndarray:
+        """Shard ``shard`` of ``kind``, memory-mapped read-only on first use (shared pages: no
+        memory charged per worker, unlike a copy-on-write map)."""
         if (kind, shard) not in self._arrays:
             self._arrays[(kind, shard)] = np.load(
                 shard_file(self.folder, kind, shard), mmap_mode="r"
             )
         return self._arrays[(kind, shard)]
+
+    def _image_arrays(self, kind: str, index: int) -> dict[str, np.ndarray]:
+        """Image ``index``'s stored arrays of ``kind`` (codes and scales), views into the shards."""
+        if not 0 <= index < len(self):
+            raise IndexError(
+                f"feature store {self.folder} has {len(self)} images; asked for {index}"
+            )
+        shard = bisect_right(self._shard_start_list, index) - 1
+        local = index - self._shard_start_list[shard]
+        return {
+            file_kind: self._array(file_kind, shard)[local]  # [L, dim] or [L]: no copy
+            for file_kind in self.compressor.kinds
+            if file_kind in (kind, f"{kind}_scale")
+        }
 
     def _rows(self, kind: str, indices: Sequence[int]) -> Tensor:
         index_array = np.asarray(indices, dtype=np.int64)  # [n]
@@ -135,8 +157,14 @@ class FeatureStore:
         the basis (an approximation holding the kept energy); other stores return
         :meth:`content`. SGF semantic grids use this, so a model sees the same channel
         count whatever the store's compression.
+
+        Equal (``torch.equal``) to ``content(index).float() @ basis`` (the generic row read)
+        but reads the image's rows directly (no index arrays, gathers or extra float copy):
+        the semantic grids of every training sample come from here. A new tensor: the
+        caller may modify it.
         """
-        rows = self.content(index).float()  # [h*w, k or C]
+        arrays = self._image_arrays("content", int(index))
+        rows = self.compressor.decode_float32("content", arrays)  # [h*w, k or C]
         basis = self.compressor.basis  # [k, C] or None
         if basis is None or rows.shape[-1] == basis.shape[1]:
             return rows
