@@ -18,15 +18,17 @@ rule, fp16 stores and exact search. Reported:
 - ``grids``: cosine of each composite cell's content vector, bf16 against fp32 (cells that
   are zero in both are left out; the synthetic extractor zeroes cells without evidence).
 
-``--extractor dvt`` is ViT-B/14-reg4 + the DVT denoiser with seeded random weights (nothing
-here downloads; the weights are the same in both runs) at ``--dvt-size`` px (grid
-``dvt-size / 14``); ``synthetic`` is the weight-free extractor of the synthetic world. A CPU
-without ``avx512_bf16``/``amx_bf16`` emulates bf16, so its speed says nothing about GPUs
-(``bf16_native`` in the JSON); the agreement is what a CPU run measures.
+``--extractor dvt`` is ViT-B/14-reg4 + the DVT denoiser at ``--dvt-size`` px (grid
+``dvt-size / 14``), with seeded random weights (nothing here downloads; the same in both
+runs) unless ``--weights`` and ``--denoiser`` name the real ones; ``synthetic`` is the
+weight-free extractor of the synthetic world. A CPU without ``avx512_bf16``/``amx_bf16``
+emulates bf16, so its speed says nothing about GPUs (``bf16_native`` in the JSON); the
+agreement is what a CPU run measures.
 
 Usage: python benchmarks/extraction_precision.py --device cpu|cuda [--extractor dvt|synthetic]
     [--dvt-size 112] [--train 120] [--test 40] [--size 64] [--max-refs 20]
-    [--speed-images 16] [--batch-size 8]
+    [--speed-images 16] [--batch-size 8] [--twin-batch-size 3]
+    [--weights vit_b14_reg4.safetensors --denoiser vit_base_patch14_reg4_dinov2.lvd142m.pth]
 """
 
 from __future__ import annotations
@@ -63,14 +65,25 @@ def extractor_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The RetrievalSettings fields of the chosen extractor."""
     if args.extractor == "synthetic":
         return {"extractor": "synthetic", "image_size": args.size}
+    real = bool(args.weights and args.denoiser)
     kwargs = {
         "model_name": "vit_base_patch14_reg4_dinov2.lvd142m", "input_size": args.dvt_size,
-        "pretrained": True, "allow_random_weights": True, "denoiser_checkpoint": None,
+        "pretrained": True, "pretrained_file": args.weights, "allow_random_weights": not real,
+        "denoiser_checkpoint": args.denoiser,
     }  # fmt: skip
     return {
         "extractor": "dvt", "extractor_kwargs": kwargs, "feature_dim": 768,
         "image_size": args.dvt_size,
     }  # fmt: skip
+
+
+def weights_name(args: argparse.Namespace) -> str:
+    """How the JSON names the extractor's weights."""
+    if args.extractor == "synthetic":
+        return "weight-free"
+    return (
+        f"{args.weights} + {args.denoiser}" if args.weights and args.denoiser else "seeded random"
+    )
 
 
 def _sync(device: torch.device) -> None:
@@ -169,6 +182,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--test", type=int, default=40)
     add("--size", type=int, default=64)
     add("--max-refs", type=int, default=20, help="20: synthetic.yaml; 4: dvt.yaml")
+    add("--weights", default=None, help="DINOv2 ViT-B/14-reg4 weights file (with --denoiser)")
+    add("--denoiser", default=None, help="its DVT denoiser .pth (both: no random weights)")
     add("--twin-batch-size", type=int, default=None, help="also an fp32 run at this batch size")
     add("--speed-images", type=int, default=None, help="default 512 on cuda, 16 on cpu")
     add("--batch-size", type=int, default=None, help="default 32 on cuda, 8 on cpu")
@@ -219,7 +234,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }  # fmt: skip
     result: dict[str, Any] = {
         "benchmark": "extraction_precision", "device": args.device, "extractor": args.extractor,
-        "weights": "seeded random" if args.extractor == "dvt" else "weight-free",
+        "weights": weights_name(args),
         "extractor_size": args.dvt_size if args.extractor == "dvt" else args.size,
         "world": {"size": args.size, "train": args.train, "test": args.test},
         "max_refs": args.max_refs, "bf16_native": native, "bf16_note": reason,
