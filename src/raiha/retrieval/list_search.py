@@ -134,6 +134,7 @@ def extracted_features(
         extractor, settings.hsv, settings.image_size, device=settings.device,
         batch_size=settings.batch_size, num_workers=settings.num_workers, image_root=root,
         what="composite", remedy=COMPOSITE_REMEDY,
+        precision=settings.extraction_precision,
     )  # fmt: skip
     unreadable = "skip" if settings.skip_unreadable else "raise"
     names = [record.composite for record in records]

@@ -94,6 +94,7 @@ def _store_kwargs(
         "shard_size": settings.shard_size, "image_root": root, "hsv_config": settings.hsv,
         "skip_unreadable": settings.skip_unreadable, "rebuild": rebuild,
         "device": settings.device, "num_workers": settings.num_workers, "progress": progress,
+        "precision": settings.extraction_precision,
     }  # fmt: skip
 
 

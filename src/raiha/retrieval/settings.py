@@ -1,7 +1,8 @@
 """Settings of the retrieval job (``conf/retrieval/*.yaml``) and the cache keys derived from them.
 
 Cache layout under ``<data_dir>/retrieval/<features_key>/`` (``features_key`` hashes the
-extractor name and arguments, the HSV binning, the image size and the dataset root):
+extractor name and arguments, the HSV binning, the image size, the dataset root and, when
+it is bf16, the extraction precision):
 
     gallery-<list hash>/                 feature store of the train real images
     gallery-<list hash>/index-<hash>.safetensors   its patch index (indexed search)
@@ -29,6 +30,10 @@ from typing import Any
 from raiha.retrieval.features.hsv_histograms import HsvHistogramConfig
 from raiha.retrieval.search.patch_index import PatchIndexConfig
 from raiha.retrieval.search.rule import RetrievalConfig
+from raiha.retrieval.store.extraction import (
+    check_extraction_precision,
+    resolve_extraction_precision,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +85,11 @@ class RetrievalSettings:
         store_composites: keep the composites' features in stores (needed for SGF grids);
             False extracts them on the fly, batch by batch.
         batch_size, shard_size, num_workers, device: extraction settings.
+        extraction_precision: the content extractor's forward in ``fp32``, under ``bf16``
+            autocast, or ``auto``: bf16 only when ``device`` is a CUDA GPU with native bf16
+            (:func:`raiha.utils.precision.bf16_support`), else fp32. Features are stored as
+            before either way; the resolved choice is part of the stores' key when it is
+            bf16, so bf16 and fp32 stores never stand in for each other.
         skip_unreadable: skip (and record) unreadable images instead of failing.
         subsets: restrict the split lists to these subsets (None: all).
         query_part_size: the queries of a split are scored in parts of this many, one
@@ -111,6 +121,7 @@ class RetrievalSettings:
     shard_size: int = 1024
     num_workers: int = 2
     device: str = "cpu"
+    extraction_precision: str = "fp32"
     skip_unreadable: bool = False
     subsets: tuple[str, ...] | None = None
     query_part_size: int = 512
@@ -127,6 +138,7 @@ class RetrievalSettings:
             )
         if self.query_part_size < 1:
             raise ValueError(f"retrieval.query_part_size must be >= 1, got {self.query_part_size}")
+        check_extraction_precision(self.extraction_precision)
         if self.image_size is not None and self.image_size < 8:
             raise ValueError(f"retrieval.image_size must be >= 8, got {self.image_size}")
         if self.eps_a_range is not None:
@@ -183,19 +195,26 @@ class RetrievalSettings:
             return rule
         return RetrievalConfig(eps_c=self.eps_c, eps_a=float(self.search_low))
 
+    def resolved_extraction_precision(self) -> str:
+        """``fp32`` or ``bf16``: ``extraction_precision`` with ``auto`` decided for ``device``."""
+        return resolve_extraction_precision(self.extraction_precision, self.device)
+
     def features_key(self, root: str | Path) -> str:
-        """Folder name of the stores: extractor, HSV, size and the dataset root."""
+        """Folder name of the stores: extractor, HSV, size, the dataset root and, only when
+        it is not fp32, the extraction precision (fp32 folders keep their earlier names)."""
         if self.image_size is None:
             raise ValueError("retrieval.image_size is unset: resolve it with with_image_size() first")
-        return short_hash(
-            {
-                "extractor": self.extractor,
-                "extractor_kwargs": dict(self.extractor_kwargs),
-                "hsv": self.hsv.to_dict(),
-                "image_size": self.image_size,
-                "root": str(Path(root).expanduser().resolve()),
-            }
-        )
+        key: dict[str, Any] = {
+            "extractor": self.extractor,
+            "extractor_kwargs": dict(self.extractor_kwargs),
+            "hsv": self.hsv.to_dict(),
+            "image_size": self.image_size,
+            "root": str(Path(root).expanduser().resolve()),
+        }
+        precision = self.resolved_extraction_precision()
+        if precision != "fp32":
+            key["extraction_precision"] = precision
+        return short_hash(key)
 
     def rule_name(self) -> str:
         """Readable folder name of the lists: thresholds, range and cap."""

@@ -250,8 +250,9 @@ class SyntheticWorldExtractor(DenseFeatureExtractor):
             outer = (pair_delta[:, :, None] * pair_delta[:, None, :]).reshape(-1, 9)  # [n, 9]
             middle = cell_index[(row + dy // 2), (col + dx // 2)]  # the pair's midpoint cell
             target = image * grid_h * grid_w + middle
-            tensors.index_add_(0, target, outer * pair_weight[:, None])
-            mass.index_add_(0, target, pair_weight)
+            # float32 sums: under bf16 autocast (retrieval.extraction_precision) these are bf16
+            tensors.index_add_(0, target, (outer * pair_weight[:, None]).float())
+            mass.index_add_(0, target, pair_weight.float())
         tensors = tensors.view(batch, grid_h, grid_w, 9).permute(0, 3, 1, 2)  # [B, 9, h, w]
         return tensors.contiguous(), mass.view(batch, 1, grid_h, grid_w)
 

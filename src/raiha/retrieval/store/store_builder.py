@@ -7,7 +7,8 @@ the paper's 32 x 32 x 768 grids, fp16 for small stores; see
 :mod:`raiha.retrieval.store.compression`; the PCA is first fitted on every cell of
 ``fit_images`` images drawn by the seed, an extra 0.4 % of extraction work on iHarmony4).
 Interrupted builds resume at the first unfinished shard; a folder built with another
-extractor, HSV config, size, list or compression is refused unless ``rebuild=True``.
+extractor, HSV config, size, list, compression or extraction precision (bf16 vs fp32) is
+refused unless ``rebuild=True``.
 """
 
 from __future__ import annotations
@@ -36,8 +37,11 @@ from raiha.retrieval.store.compression import (
 from raiha.retrieval.store.extraction import (
     ImageFeatureBatcher,
     Unreadable,
+    check_extraction_precision,
     extract_features,
+    extractor_device,
     load_gallery_image,
+    resolve_extraction_precision,
 )
 from raiha.retrieval.store.feature_store import FeatureStore, FeatureStoreWriter, image_list_sha256
 
@@ -58,17 +62,30 @@ def feature_store_key(
     image_size: int,
     image_paths: Sequence[str],
     compression: CompressionConfig | str = AUTO,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
-    """What a store built from these inputs holds (compared on reopen and resume)."""
+    """What a store built from these inputs holds (compared on reopen and resume).
+
+    ``precision`` is the resolved extraction precision (``"fp32"`` or ``"bf16"``); it is
+    recorded only when it is not fp32, so the keys of fp32 stores built before it existed
+    still match.
+    """
     grid = extractor.grid_size(image_size)
     compression = resolve_compression(compression, grid, extractor.feature_dim, hsv_config.dim)
-    return {
+    key = {
         "extractor": extractor.cache_config(),
         "hsv": hsv_config.to_dict(),
         "image_size": int(image_size),
         "image_list_sha256": image_list_sha256(image_paths),
         "compression": compression.to_dict(),
     }
+    if check_extraction_precision(precision) == "auto":
+        raise ValueError(
+            "feature_store_key needs the resolved extraction precision (fp32 or bf16), got 'auto'"
+        )
+    if precision != "fp32":
+        key["extraction_precision"] = precision
+    return key
 
 
 def build_feature_store(
@@ -87,6 +104,7 @@ def build_feature_store(
     num_workers: int = 2,
     progress: bool = True,
     compression: CompressionConfig | str = AUTO,
+    precision: str = "fp32",
 ) -> FeatureStore:
     """Compute (or resume, or reuse) the feature store of a gallery.
 
@@ -109,6 +127,8 @@ def build_feature_store(
         compression: how features are stored: a :class:`CompressionConfig`, ``"method[:k]"``
             (``"fp16"`` keeps uncompressed float16) or ``"auto"``: fp16 when it takes at most
             256,000 bytes per image, else ``pca_int8`` with k = 128 (the paper's 32 x 32 grid).
+        precision: the extractor's precision, ``"fp32"``, ``"bf16"`` (autocast) or ``"auto"``
+            (bf16 on a CUDA device with native bf16); the resolved one is part of the key.
     """
     if not image_paths:
         raise ValueError(
@@ -116,13 +136,15 @@ def build_feature_store(
         )
     started = time.perf_counter()
     hsv_config = hsv_config or HsvHistogramConfig()
+    precision = resolve_extraction_precision(precision, extractor_device(extractor, device))
     writer = open_store_writer(
-        path, image_paths, extractor, hsv_config, image_size, shard_size, compression, rebuild
-    )
+        path, image_paths, extractor, hsv_config, image_size, shard_size, compression, rebuild,
+        precision,
+    )  # fmt: skip
     pending = writer.pending_shards()
     batcher = ImageFeatureBatcher(
         extractor, hsv_config, image_size, device=device, batch_size=batch_size,
-        num_workers=num_workers, image_root=image_root,
+        num_workers=num_workers, image_root=image_root, precision=precision,
     )  # fmt: skip
     with batcher:
         if writer.compressor is None and pending:
@@ -151,13 +173,14 @@ def open_store_writer(
     shard_size: int,
     compression: CompressionConfig | str,
     rebuild: bool,
+    precision: str = "fp32",
 ) -> FeatureStoreWriter:
     """The writer of the store these inputs give (new, resumed or complete)."""
     grid = extractor.grid_size(image_size)
     resolved = resolve_compression(compression, grid, extractor.feature_dim, hsv_config.dim)
     return FeatureStoreWriter(
         path,
-        key=feature_store_key(extractor, hsv_config, image_size, image_paths, resolved),
+        key=feature_store_key(extractor, hsv_config, image_size, image_paths, resolved, precision),
         image_paths=image_paths,
         grid_size=grid,
         content_dim=extractor.feature_dim,
