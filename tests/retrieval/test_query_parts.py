@@ -14,19 +14,11 @@ from raiha.retrieval.pipeline import ReferencePipelineOutputs, build_reference_l
 from raiha.retrieval.query_parts import QueryParts, score_parts
 from raiha.retrieval.search.rule import RetrievalConfig
 from raiha.retrieval.search.score_cache import CachedScores
-from raiha.retrieval.settings import RetrievalSettings
 from raiha.utils.rank_group import RankGroup
-from raiha.world import SyntheticWorldConfig, generate_world
-from tests.retrieval.test_pipeline import SMALL_INDEX
+from raiha.world import generate_world
+from tests.retrieval.test_pipeline_score_cache import SPLITS, TINY, _settings
 
-TINY = SyntheticWorldConfig(image_size=32, num_train=60, num_test=20, num_identities=12)
-SPLITS = ("train", "test")
 RULE = RetrievalConfig(eps_c=0.5, eps_a=0.8)
-
-
-def _settings(**changes: object) -> RetrievalSettings:
-    values: dict = {"image_size": 32, "index": SMALL_INDEX, "batch_size": 64, **changes}
-    return RetrievalSettings(**values)
 
 
 @pytest.fixture(scope="module")
