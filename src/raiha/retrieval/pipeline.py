@@ -159,6 +159,7 @@ def build_reference_lists(
                                        composite_keys[split], rebuild)  # fmt: skip
         summary["scores_reused"][split] = reused
         if group.is_zero:
+            assert scores is not None  # rank zero always holds the split's scores
             summary["splits"][split] = _write_list(lists[split], split, records[split], scores, config, gallery)
     if group.is_zero:
         summary["seconds"] = round(time.perf_counter() - start, 1)

@@ -94,8 +94,9 @@ class SplitSearch:
         composite_store: FeatureStore | None,
         composite_key: Any,
         rebuild: bool,
-    ) -> tuple[CachedScores, bool]:
-        """The split's scores (every rank gets them) and whether they came from the cache."""
+    ) -> tuple[CachedScores | None, bool]:
+        """The split's scores and whether they came from the cache; searched scores reach
+        rank zero only (None on the other ranks, which write nothing)."""
         settings, config = self.settings, self.config
         scores_path, scores_key = score_cache_location(
             self.folder, settings, self.gallery, composite_key, records, split
@@ -119,10 +120,11 @@ class SplitSearch:
                                settings, self.progress, part_key)  # fmt: skip
 
         score_parts(parts, searched, self.group, score_range)  # every rank, then a barrier
+        if not self.group.is_zero:
+            return None, False  # rank zero merges (and then removes) the parts
         scores = parts.merge(searched)
-        if self.group.is_zero:
-            scores.save(scores_path)
-            parts.remove()
+        scores.save(scores_path)
+        parts.remove()
         return scores, False
 
 
