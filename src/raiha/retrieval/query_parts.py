@@ -15,6 +15,7 @@ scores, and the lists made from them, are the bytes a single process writes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 from collections.abc import Callable, Iterator
@@ -85,7 +86,7 @@ class QueryParts:
         start, end = self.bounds(part)
         if scores.num_queries != end - start:
             raise ValueError(f"part {part} holds queries {start}-{end}, got {scores.num_queries} scored")
-        return CachedScores.concatenate([scores], key=self.part_key(part)).save(self.path(part))
+        return dataclasses.replace(scores, key=self.part_key(part)).save(self.path(part))
 
     def merge(self, config: RetrievalConfig) -> CachedScores:
         """Every part in order as the split's scores (keyed by :attr:`key`); raises naming the
